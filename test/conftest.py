@@ -1,0 +1,64 @@
+"""Shared pytest setup: an isolated ROS 2 graph per run, and rclpy fixtures."""
+
+import os
+from pathlib import Path
+import random
+import sys
+import threading
+
+import pytest
+
+# Each run gets its own DDS domain, so parallel runs (CI beside a developer, two checkouts)
+# never discover each other's nodes. Must happen before any rclpy.init(); a domain set by
+# the caller wins. 1..101 stays inside the port range valid on every platform.
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
+# Keep discovery on loopback: with the default (SUBNET), Fast DDS multicasts on eth0.
+# Jazzy and later; the older ROS_LOCALHOST_ONLY is deprecated there, so it is not set.
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+# `python -m pytest` from the repo root puts the root first on sys.path, so `import vla_ros`
+# would find the bare source tree instead of the colcon-installed copy that also holds the
+# generated vla_ros.msg / vla_ros.srv. Keep the root, but last.
+_ROOT = Path(__file__).resolve().parents[1]
+_root_entries = [p for p in sys.path if Path(p or '.').resolve() == _ROOT]
+if _root_entries:
+    sys.path[:] = [p for p in sys.path if p not in _root_entries] + [str(_ROOT)]
+
+
+@pytest.fixture
+def rclpy_init():
+    """Initialise rclpy's default context for one test; yields it and always shuts it down.
+
+    Nodes made in the test (``rclpy.create_node`` or a ``Node`` subclass) use this context
+    without being told. Skips the test where rclpy is not installed (pip-only installs).
+    """
+    rclpy = pytest.importorskip('rclpy')
+    rclpy.init()
+    try:
+        yield rclpy.get_default_context()
+    finally:
+        # The module-level call also drops the default context, so the next init() makes a
+        # fresh one (a Context can be initialised only once).
+        rclpy.try_shutdown()
+
+
+@pytest.fixture
+def ros_executor(rclpy_init):
+    """A MultiThreadedExecutor spinning in a background thread.
+
+    Add nodes with ``ros_executor.add_node(node)``; at teardown the executor stops and every
+    node still attached is destroyed.
+    """
+    from rclpy.executors import MultiThreadedExecutor
+
+    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_init)
+    thread = threading.Thread(target=executor.spin, name='ros_executor', daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        nodes = executor.get_nodes()
+        executor.shutdown(timeout_sec=5.0)
+        thread.join(timeout=5.0)
+        for node in nodes:
+            node.destroy_node()

@@ -1,0 +1,174 @@
+"""`vla-ros`: train, evaluate, ask, caption and benchmark the model (and run the demo)."""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _load_image(path: str) -> np.ndarray:
+    import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f'error: {path}: missing or not an image')
+    return img[:, :, ::-1].copy()   # RGB
+
+
+def _engine(args):
+    from .engine import InferenceEngine
+    from .model.checkpoint import CheckpointError
+    try:
+        return InferenceEngine(args.checkpoint, threads=args.threads)
+    except CheckpointError as e:
+        raise SystemExit(f'error: {e}')
+
+
+def cmd_train(args):
+    from .train import TrainConfig, train
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    for key in ('steps', 'seed', 'out', 'threads', 'max_minutes'):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    metrics = train(cfg)
+    print(json.dumps({k: metrics[k] for k in ('steps_done', 'train_seconds', 'parameters',
+                                                  'val_accuracy')}))
+    print(f'checkpoint written to {cfg.out}', file=sys.stderr)
+
+
+def cmd_eval(args):
+    from .data.camera import camera_frame
+    from .data.easy_vqa import load_dir, package_split_dir, VQASplit
+    from .data.questions import generate_qa
+    from .evaluate import evaluate_split
+    from .preprocess import to_model_input
+    engine = _engine(args)
+    path = args.data or package_split_dir(args.split)
+    split = load_dir(path, with_labels=args.paraphrases)
+    if args.limit:
+        split.questions = [q for q in split.questions if q[2] < args.limit]
+    rng = np.random.default_rng(args.seed)
+    images = None
+    if args.camera:
+        images = np.stack([to_model_input(camera_frame(img, rng)) for img in split.images])
+    if args.paraphrases:   # held-out wordings about the same images
+        split.questions = [(q, a, i) for i in sorted({x[2] for x in split.questions})
+                           for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)]
+    start = time.time()
+    report = evaluate_split(engine.model, engine.tokenizer, split, images=images)
+    report.update(data=path, checkpoint=engine.checkpoint, camera=args.camera,
+                  paraphrases=args.paraphrases, seconds=round(time.time() - start, 1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"accuracy {report['accuracy']:.4f} on {report['n']} questions ({path})")
+        for t, r in report['per_type'].items():
+            print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
+
+
+def _print_result(args, result, **extra):
+    if args.json:
+        print(json.dumps({**extra, 'text': result.text, 'confidence': round(result.confidence, 4),
+                          'latency_ms': round(result.latency_ms, 2)}))
+    else:
+        print(f'{result.text}   (confidence {result.confidence:.2f}, '
+              f'{result.latency_ms:.1f} ms)')
+
+
+def cmd_ask(args):
+    from .engine import QuestionError
+    from .preprocess import ImageError
+    engine = _engine(args)
+    try:
+        result = engine.answer(_load_image(args.image), args.question)
+    except (QuestionError, ImageError) as e:
+        raise SystemExit(f'error: {e}')
+    _print_result(args, result, question=args.question)
+
+
+def cmd_caption(args):
+    engine = _engine(args)
+    _print_result(args, engine.caption(_load_image(args.image)))
+
+
+def cmd_bench(args):
+    from .bench import benchmark_engine
+    report = benchmark_engine(_engine(args), runs=args.runs)
+    print(json.dumps(report, indent=1) if args.json else
+          '\n'.join(f'{k}: {v}' for k, v in report.items()))
+
+
+def cmd_demo(args):
+    try:
+        from .ros.demo import run_demo
+    except ImportError as e:   # pip-only install: no rclpy or no generated vla_ros.msg
+        raise SystemExit(f'error: the demo needs ROS 2 ({e}); run scripts/setup.sh, then '
+                         'source scripts/env.sh')
+    sys.exit(run_demo(args.duration, args.checkpoint or '', args.source or '',
+                      args.params_file or ''))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='vla-ros', description=__doc__)
+    sub = p.add_subparsers(dest='command', required=True)
+
+    def with_model(sp):
+        sp.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
+        sp.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
+        sp.add_argument('--json', action='store_true', help='print JSON')
+        return sp
+
+    t = sub.add_parser('train', help='train the model from scratch on CPU')
+    t.add_argument('--config', help='YAML training config (default: built-in defaults)')
+    t.add_argument('--steps', type=int)
+    t.add_argument('--seed', type=int)
+    t.add_argument('--threads', type=int)
+    t.add_argument('--max-minutes', dest='max_minutes', type=float)
+    t.add_argument('--out', help='checkpoint directory to write')
+    t.set_defaults(func=cmd_train)
+
+    e = with_model(sub.add_parser('eval', help='VQA accuracy on easy-VQA or a dir in its layout'))
+    e.add_argument('--data', help='directory with questions.json and images/')
+    e.add_argument('--split', default='test', choices=('train', 'test'),
+                   help='official split from the easy-vqa package (default test)')
+    e.add_argument('--camera', action='store_true',
+                   help='turn each image into a 640x480 JPEG camera-like frame first')
+    e.add_argument('--paraphrases', action='store_true',
+                   help='ask held-out paraphrased questions (never seen in training)')
+    e.add_argument('--limit', type=int, help='only images with id below this')
+    e.add_argument('--seed', type=int, default=0)
+    e.set_defaults(func=cmd_eval)
+
+    a = with_model(sub.add_parser('ask', help='answer a question about an image'))
+    a.add_argument('--image', required=True)
+    a.add_argument('--question', required=True)
+    a.set_defaults(func=cmd_ask)
+
+    c = with_model(sub.add_parser('caption', help='describe an image'))
+    c.add_argument('--image', required=True)
+    c.set_defaults(func=cmd_caption)
+
+    b = with_model(sub.add_parser('bench', help='latency, memory and size at batch 1'))
+    b.add_argument('--runs', type=int, default=300)
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser('demo', help='run the ROS 2 nodes in one process and print results')
+    d.add_argument('--duration', type=float, default=0.0,
+                   help='stop after this many seconds (default: run until Ctrl-C)')
+    d.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
+    d.add_argument('--source', help='image source: easy_vqa (default), scenes, camera, ...')
+    d.add_argument('--params-file', dest='params_file',
+                   help='ROS parameters YAML (default: config/vla_ros.yaml)')
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault('OMP_NUM_THREADS', str(getattr(args, 'threads', None) or 1))
+    args.func(args)
+
+
+if __name__ == '__main__':
+    main()

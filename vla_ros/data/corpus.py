@@ -1,0 +1,25 @@
+"""Every text the model is trained on, for building the tokenizer's vocabulary."""
+import json
+import os
+
+from .easy_vqa import package_split_dir
+from .questions import TEMPLATES
+from .vocabulary import COLOR_NAMES, COLUMNS, NUMBER_WORDS, ROWS, SHAPES
+
+# Words of the instructions the action head follows (kept here so the vocabulary,
+# and with it the checkpoint layout, does not change when actions are trained).
+INSTRUCTION_WORDS = ('go to drive move turn towards toward approach find reach face head '
+                     'navigate stop halt please the a an and then left right forward back '
+                     'backward slowly quickly around spin wait')
+CAPTION_WORDS = 'a small large in on at the center left right top bottom middle and nothing'
+
+
+def vocabulary_texts():
+    """Train-side templates filled with every name, easy-VQA train questions, answers."""
+    texts = [CAPTION_WORDS, INSTRUCTION_WORDS, ' '.join(NUMBER_WORDS), ' '.join(ROWS + COLUMNS),
+             ' '.join(SHAPES), ' '.join(s + 's' for s in SHAPES), ' '.join(COLOR_NAMES)]
+    for train_templates, _held_out in TEMPLATES.values():
+        texts.extend(train_templates)
+    with open(os.path.join(package_split_dir('train'), 'questions.json')) as f:
+        texts.extend(q for q, _a, _i in json.load(f))
+    return texts

@@ -1,0 +1,72 @@
+"""Evaluation: batched greedy decoding of answers and captions, accuracy per question type."""
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from . import tokenizer as tok
+from .data.questions import question_type
+
+
+@torch.no_grad()
+def encode_images(model, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """(N, 64, 64, 3) uint8 RGB -> visual tokens (N, Q, dim)."""
+    out = [model.encode_image(torch.from_numpy(np.ascontiguousarray(images[i:i + batch])))
+           for i in range(0, len(images), batch)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def generate_batched(model, tokenizer, visual: torch.Tensor, prompts, batch: int = 512):
+    """prompts: [(token ids, row of visual)] -> [(text, confidence)] in the same order.
+
+    Prompts are grouped by length so every batch decodes equal-length prompts.
+    """
+    results = [None] * len(prompts)
+    by_length = defaultdict(list)
+    for n, (ids, _row) in enumerate(prompts):
+        by_length[len(ids)].append(n)
+    for members in by_length.values():
+        for s in range(0, len(members), batch):
+            chunk = members[s:s + batch]
+            ids = torch.tensor([prompts[n][0] for n in chunk])
+            rows = torch.tensor([prompts[n][1] for n in chunk])
+            tokens, probs = model.generate(visual[rows], ids, eos=tok.EOS)
+            for n, t, p in zip(chunk, tokens.tolist(), probs):
+                results[n] = (tokenizer.decode(t), float(p.prod()))
+    return results
+
+
+def accuracy_report(questions, predictions) -> dict:
+    """questions [(question, answer, _)], predictions [text] -> accuracy, n, per type."""
+    per_type = defaultdict(lambda: [0, 0])
+    correct = 0
+    for (q, a, _), pred in zip(questions, predictions):
+        ok = pred.strip() == a.strip().lower()
+        correct += ok
+        t = per_type[question_type(q)]
+        t[0] += ok
+        t[1] += 1
+    return {'accuracy': correct / max(1, len(questions)), 'n': len(questions),
+            'correct': correct,
+            'per_type': {k: {'accuracy': c / n, 'n': n} for k, (c, n) in sorted(per_type.items())}}
+
+
+def evaluate_split(model, tokenizer, split, rows=None, images=None) -> dict:
+    """VQA accuracy on a VQASplit (optionally only the questions of image `rows`).
+
+    `images` replaces split.images (e.g. camera-like versions of the same images).
+    """
+    was_training = model.training
+    model.eval()
+    keep = None if rows is None else set(int(r) for r in rows)
+    questions = [x for x in split.questions if keep is None or x[2] in keep]
+    visual = encode_images(model, split.images if images is None else images)
+    from .train import vqa_prompt
+    prompts = [(vqa_prompt(tokenizer, q), i) for q, _a, i in questions]
+    predictions = [text for text, _c in generate_batched(model, tokenizer, visual, prompts)]
+    model.train(was_training)
+    report = accuracy_report(questions, predictions)
+    report['errors'] = [{'question': q, 'answer': a, 'predicted': p, 'image': int(i)}
+                        for (q, a, i), p in zip(questions, predictions) if p != a][:50]
+    return report

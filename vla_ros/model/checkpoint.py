@@ -1,0 +1,74 @@
+"""Checkpoints: a directory with config.json, model.safetensors and tokenizer.json.
+
+Weights are safetensors only (never pickle). Every failure names the file and says
+what is wrong with it.
+"""
+import json
+import os
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..tokenizer import Tokenizer
+from .config import ModelConfig
+from .vla_model import VLAModel
+
+CONFIG, WEIGHTS, TOKENIZER = 'config.json', 'model.safetensors', 'tokenizer.json'
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, or does not fit the model it describes."""
+
+
+def save_checkpoint(model: VLAModel, tokenizer: Tokenizer, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, CONFIG), 'w') as f:
+        f.write(model.cfg.to_json())
+    with open(os.path.join(directory, TOKENIZER), 'w') as f:
+        f.write(tokenizer.to_json())
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(directory, WEIGHTS))
+
+
+def _read(path: str, parse):
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path}: file not found')
+    try:
+        with open(path) as f:
+            return parse(f.read())
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError, AssertionError) as e:
+        raise CheckpointError(f'{path}: invalid ({e})') from e
+
+
+def load_checkpoint(directory: str):
+    """Return (model in eval mode, tokenizer). Raises CheckpointError naming the problem."""
+    if not os.path.isdir(directory):
+        raise CheckpointError(f'{directory}: checkpoint directory not found')
+    cfg = _read(os.path.join(directory, CONFIG), ModelConfig.from_json)
+    tokenizer = _read(os.path.join(directory, TOKENIZER), Tokenizer.from_json)
+    if len(tokenizer) != cfg.vocab_size:
+        raise CheckpointError(f'{os.path.join(directory, TOKENIZER)}: {len(tokenizer)} tokens '
+                              f'but config.json says vocab_size={cfg.vocab_size}')
+    path = os.path.join(directory, WEIGHTS)
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path}: file not found')
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f'{path}: corrupt or not a safetensors file ({e})') from e
+    model = VLAModel(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        details = '; '.join(f'{name}: {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
+                            for name, keys in (('missing', missing), ('unexpected', unexpected),
+                                               ('wrong shape', wrong)) if keys)
+        raise CheckpointError(f'{path}: weights do not match {CONFIG} ({details})')
+    model.load_state_dict(state)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f'{path}: non-finite values in {", ".join(bad[:3])}')
+    return model.eval(), tokenizer

@@ -1,0 +1,48 @@
+"""Model hyper-parameters; serialised as config.json next to the weights."""
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 512            # set from the tokenizer
+    image_size: int = 64             # frames are letterboxed to this square
+    stem_channels: int = 32          # conv stem: 64x64 -> 32x32 -> 16x16
+    patch_size: int = 2              # patch embedding on the stem output: 16x16 -> 8x8 tokens
+    dim: int = 96                    # width of every transformer
+    heads: int = 4
+    kv_heads: int = 2                # grouped-query attention: heads share kv_heads K/V heads
+    kv_rank: Optional[int] = 32      # latent attention rank; None = ordinary multi-head attention
+    q_rank: Optional[int] = None     # queries' own latent rank; None = full-rank queries
+    vision_layers: int = 2
+    vision_window: Optional[int] = None   # sliding window over the flattened patch grid
+    num_queries: int = 8             # Q-Former query tokens: all the decoder sees of an image
+    qformer_layers: int = 1
+    decoder_layers: int = 2
+    decoder_window: Optional[int] = None  # sliding window over text tokens
+    max_text_len: int = 48           # prompt + generated tokens
+    mlp_ratio: int = 3
+    action_hidden: int = 64
+
+    def __post_init__(self):
+        assert self.dim % self.heads == 0, 'dim must divide into heads'
+        assert self.heads % self.kv_heads == 0, 'heads must be a multiple of kv_heads'
+        assert self.image_size % (4 * self.patch_size) == 0, \
+            'image_size must divide by 4 (stem) * patch_size'
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // (4 * self.patch_size)) ** 2
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'ModelConfig':
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f'unknown config keys: {sorted(unknown)}')
+        return cls(**data)

@@ -1,0 +1,65 @@
+"""The whole model: vision encoder -> Q-Former -> MMCA decoder (text) and action head."""
+import torch
+from torch import nn
+
+from .action_head import ActionHead
+from .config import ModelConfig
+from .decoder import TextDecoder
+from .qformer import QFormer
+from .vision import VisionEncoder
+
+
+class VLAModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vision = VisionEncoder(cfg)
+        self.qformer = QFormer(cfg)
+        self.decoder = TextDecoder(cfg)
+        self.action = ActionHead(cfg)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (B, H, W, 3) -> visual tokens (B, num_queries, dim)."""
+        return self.qformer(self.vision(pixels))
+
+    def forward(self, visual: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T)."""
+        hidden, _ = self.decoder(ids, visual)
+        return self.decoder.logits(hidden)
+
+    def act(self, visual: torch.Tensor, ids: torch.Tensor):
+        """Velocity (B, 2) in [-1, 1] and done logit (B,) for `<act> instruction` ids (B, T)."""
+        hidden, _ = self.decoder(ids, visual)
+        return self.action(hidden[:, -1])
+
+    @torch.no_grad()
+    def generate(self, visual: torch.Tensor, prompt: torch.Tensor, eos: int,
+                 max_new_tokens: int = 24, use_cache: bool = True):
+        """Greedy decoding. prompt (B, T) of equal-length prompts.
+
+        Returns (tokens (B, n), probabilities of the chosen tokens (B, n)); rows that
+        finished early are padded with eos (probability 1).
+        """
+        B, T = prompt.shape
+        max_new_tokens = min(max_new_tokens, self.cfg.max_text_len - T + 1)
+        tokens, probs = [], []
+        done = torch.zeros(B, dtype=torch.bool)
+        ids, caches, pos = prompt, None, 0
+        for _ in range(max_new_tokens):
+            if use_cache:
+                hidden, caches = self.decoder(ids, visual, caches, pos)
+                pos += ids.shape[1]
+            else:
+                hidden, _ = self.decoder(torch.cat([prompt] + tokens, 1) if tokens else prompt,
+                                         visual)
+            p = self.decoder.logits(hidden[:, -1]).softmax(-1)        # (B, vocab)
+            prob, nxt = p.max(-1)
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            prob = torch.where(done, torch.ones_like(prob), prob)
+            tokens.append(nxt[:, None])
+            probs.append(prob[:, None])
+            done |= nxt == eos
+            if done.all():
+                break
+            ids = nxt[:, None]
+        return torch.cat(tokens, 1), torch.cat(probs, 1)

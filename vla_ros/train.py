@@ -1,0 +1,228 @@
+"""Training: easy-VQA + procedural scenes -> a checkpoint, metrics.json and a curve PNG.
+
+Each step takes a batch of *images* and every question about each of them: the image
+is encoded once and its ~10 questions share the features (the easy-VQA images carry
+about ten questions each). Procedural scenes add unlimited exactly-labelled images,
+captions, paraphrased questions and multi-object scenes; camera-like augmentation
+(lighting, noise, JPEG, letterboxing) makes frames from a real camera familiar.
+"""
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from . import tokenizer as tok
+from .data.camera import camera_frame
+from .data.corpus import vocabulary_texts
+from .data.easy_vqa import load_split
+from .data.questions import caption, generate_qa
+from .data.scenes import random_scene, render
+from .evaluate import evaluate_split
+from .model import ModelConfig, VLAModel
+from .model.checkpoint import save_checkpoint
+from .preprocess import to_model_input
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    steps: int = 2400
+    easy_vqa_images_per_step: int = 48
+    scene_images_per_step: int = 24
+    max_scene_objects: int = 3
+    paraphrases_per_image: int = 2       # extra generated questions per easy-VQA image
+    scene_questions_per_image: int = 8
+    camera_augment_prob: float = 0.3
+    lr: float = 2e-3
+    weight_decay: float = 0.02
+    warmup_steps: int = 150
+    val_images: int = 300                # easy-VQA *train* images held out for monitoring
+    eval_every: int = 400
+    threads: int = 2
+    max_minutes: Optional[float] = None  # stop early (e.g. for a quick experiment)
+    out: str = 'models/vla_tiny'
+    model: dict = field(default_factory=dict)   # ModelConfig overrides
+
+    @classmethod
+    def from_yaml(cls, path: str) -> 'TrainConfig':
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        return cls(**data)
+
+
+def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
+    """-> (input ids, labels): labels are -100 on the prompt, the target + <eos> after it."""
+    p = [prompt_token] + tokenizer.encode(prompt) + ([tok.ANSWER] if prompt_token == tok.QUESTION
+                                                      else [])
+    t = tokenizer.encode(target) + [tok.EOS]
+    full = p + t
+    labels = [-100] * (len(p) - 1) + t
+    return full[:-1], labels
+
+
+def vqa_prompt(tokenizer, question: str):
+    return [tok.QUESTION] + tokenizer.encode(question) + [tok.ANSWER]
+
+
+def caption_prompt():
+    return [tok.CAPTION]
+
+
+class BatchMaker:
+    """Assembles (images, token ids, labels, image index per sequence) for one step."""
+
+    def __init__(self, cfg: TrainConfig, tokenizer, split, train_rows, rng):
+        self.cfg, self.tokenizer, self.split, self.rng = cfg, tokenizer, split, rng
+        self.train_rows = train_rows
+        self.questions_by_image = [[] for _ in range(len(split.images))]
+        for q, a, i in split.questions:
+            self.questions_by_image[i].append((q, a))
+        self.order, self.cursor = [], 0
+
+    def _next_easy_vqa(self):
+        if self.cursor >= len(self.order):
+            self.order, self.cursor = self.rng.permutation(self.train_rows), 0
+        i = self.order[self.cursor]
+        self.cursor += 1
+        return i
+
+    def _augment(self, img):
+        if self.rng.random() < self.cfg.camera_augment_prob:
+            frame = camera_frame(img, self.rng, width=int(self.rng.integers(64, 112)), height=64)
+            return to_model_input(frame)
+        return img
+
+    def make(self):
+        images, seqs = [], []
+        for _ in range(self.cfg.easy_vqa_images_per_step):
+            i = self._next_easy_vqa()
+            objects = self.split.objects[i]
+            pairs = [(tok.QUESTION, q, a) for q, a in self.questions_by_image[i]]
+            pairs += [(tok.QUESTION, q, a) for q, a, _ in
+                      generate_qa(objects, self.rng, self.cfg.paraphrases_per_image)]
+            pairs.append((tok.CAPTION, '', caption(objects)))
+            seqs += [(len(images), p) for p in pairs]
+            images.append(self._augment(self.split.images[i]))
+        for k in range(self.cfg.scene_images_per_step):
+            many = k % 2 == 1   # half easy-VQA-like single shapes, half richer scenes
+            scene = random_scene(self.rng, self.cfg.max_scene_objects if many else 1,
+                                 varied_background=many)
+            pairs = [(tok.QUESTION, q, a) for q, a, _ in
+                     generate_qa(scene.objects, self.rng, self.cfg.scene_questions_per_image)]
+            pairs.append((tok.CAPTION, '', caption(scene.objects)))
+            seqs += [(len(images), p) for p in pairs]
+            images.append(self._augment(render(scene)))
+        encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
+        # two length buckets (questions, long captions) so short rows are not padded to 30
+        short = [e for e in encoded if len(e[1][0]) <= 20]
+        long = [e for e in encoded if len(e[1][0]) > 20]
+        groups = [self._pad(g) for g in (short, long) if g]
+        return torch.from_numpy(np.stack(images)), groups
+
+    @staticmethod
+    def _pad(encoded):
+        """[(image index, (ids, labels))] -> (ids, labels, image index) tensors."""
+        length = max(len(x) for _, (x, _) in encoded)
+        ids = torch.full((len(encoded), length), tok.PAD, dtype=torch.long)
+        labels = torch.full((len(encoded), length), -100, dtype=torch.long)
+        for row, (_, (x, y)) in enumerate(encoded):
+            ids[row, :len(x)] = torch.tensor(x)
+            labels[row, :len(y)] = torch.tensor(y)
+        return ids, labels, torch.tensor([i for i, _ in encoded])
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train from scratch; write the checkpoint, metrics.json and training_curve.png."""
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
+    model_cfg = ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)})
+    model = VLAModel(model_cfg)
+    split = load_split('train')
+    rows = rng.permutation(len(split.images))
+    val_rows, train_rows = np.sort(rows[:cfg.val_images]), rows[cfg.val_images:]
+    batches = BatchMaker(cfg, tokenizer, split, train_rows, rng)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'pos' not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or 'pos' in n]
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
+                             {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
+    history = {'step': [], 'loss': [], 'val_step': [], 'val_accuracy': []}
+    start = time.time()
+    bar = tqdm(range(cfg.steps), disable=not progress, desc='train', unit='step')
+    step = 0
+    for step in bar:
+        for group in opt.param_groups:
+            group['lr'] = lr_at(step, cfg)
+        model.train()
+        images, groups = batches.make()
+        visual = model.encode_image(images)                      # (B_images, Q, dim)
+        loss_sum, count = 0.0, 0
+        for ids, labels, index in groups:
+            logits = model(visual[index], ids)                    # (N_seq, T, vocab)
+            loss_sum = loss_sum + F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                                                  ignore_index=-100, reduction='sum')
+            count += int((labels != -100).sum())
+        loss = loss_sum / count
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history['step'].append(step)
+        history['loss'].append(loss.item())
+        bar.set_postfix(loss=f'{loss.item():.4f}')
+        minutes = (time.time() - start) / 60
+        last = step == cfg.steps - 1 or (cfg.max_minutes is not None and minutes > cfg.max_minutes)
+        if (step + 1) % cfg.eval_every == 0 or last:
+            acc = evaluate_split(model, tokenizer, split, rows=val_rows)['accuracy']
+            history['val_step'].append(step)
+            history['val_accuracy'].append(acc)
+            bar.write(f'step {step + 1}: loss {loss.item():.4f}  val accuracy {acc:.4f}  '
+                      f'({minutes:.1f} min)')
+        if last:
+            break
+    seconds = time.time() - start
+    model.eval()
+    save_checkpoint(model, tokenizer, cfg.out)
+    metrics = {'train_config': asdict(cfg), 'steps_done': step + 1, 'train_seconds': seconds,
+               'parameters': sum(p.numel() for p in model.parameters()),
+               'val_accuracy': history['val_accuracy'][-1], 'torch': torch.__version__,
+               'threads': cfg.threads, 'history': history}
+    with open(os.path.join(cfg.out, 'metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=1)
+    plot_curves(history, os.path.join(cfg.out, 'training_curve.png'))
+    return metrics
+
+
+def plot_curves(history: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss = np.array(history['loss'])
+    k = max(1, len(loss) // 100)
+    smooth = np.convolve(loss, np.ones(k) / k, mode='valid')
+    ax[0].plot(np.arange(len(smooth)) + k - 1, smooth)
+    ax[0].set(title='training loss', xlabel='step', yscale='log')
+    ax[1].plot(np.array(history['val_step']) + 1, history['val_accuracy'], marker='o')
+    ax[1].set(title='held-out train images: VQA accuracy', xlabel='step', ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
