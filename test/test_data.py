@@ -49,10 +49,13 @@ def test_generated_answers_are_true_of_the_scene():
             assert a == 'top right'
         elif family == 'describe':
             assert a == 'a red triangle at the top right'
+        elif family == 'absent':
+            assert a.startswith('there is no ') and a[12:].split()[0] in q
         elif family == 'yes/no':
             mentions_other = any(w in q for w in ('blue', 'green', 'circle', 'rectangle',
                                                   'gray', 'teal', 'brown', 'yellow', 'black'))
-            negated = ' no ' in q or ' not ' in q or 'absent' in q
+            negated = any(w in q.replace('?', ' ').split() for w in
+                          ('no', 'not', 'absent', 'lack', 'without', 'missing'))
             assert (a == 'yes') == (mentions_other == negated), q
 
 

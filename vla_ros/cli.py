@@ -39,14 +39,15 @@ def cmd_train(args):
 
 def cmd_eval(args):
     from .data.camera import camera_frame
-    from .data.easy_vqa import load_dir, package_split_dir, VQASplit
+    from .data.easy_vqa import load_dir, package_split_dir
     from .data.questions import generate_qa
-    from .evaluate import evaluate_split
+    from .evaluate import evaluate_captions, evaluate_split
     from .preprocess import to_model_input
     engine = _engine(args)
     path = args.data or package_split_dir(args.split)
-    split = load_dir(path, with_labels=args.paraphrases)
-    if args.limit:
+    split = load_dir(path, with_labels=args.paraphrases or args.captions)
+    if args.limit:   # the first N images and their questions
+        split.images, split.objects = split.images[:args.limit], split.objects[:args.limit]
         split.questions = [q for q in split.questions if q[2] < args.limit]
     rng = np.random.default_rng(args.seed)
     images = None
@@ -56,6 +57,13 @@ def cmd_eval(args):
         split.questions = [(q, a, i) for i in sorted({x[2] for x in split.questions})
                            for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)]
     start = time.time()
+    if args.captions:
+        report = evaluate_captions(engine.model, engine.tokenizer, split, images=images)
+        report.update(data=path, camera=args.camera, seconds=round(time.time() - start, 1))
+        print(json.dumps(report, indent=1) if args.json else
+              f"captions: exact {report['exact']:.4f}, every object named {report['objects']:.4f}"
+              f" (n={report['n']})")
+        return
     report = evaluate_split(engine.model, engine.tokenizer, split, images=images)
     report.update(data=path, checkpoint=engine.checkpoint, camera=args.camera,
                   paraphrases=args.paraphrases, seconds=round(time.time() - start, 1))
@@ -105,6 +113,8 @@ def cmd_demo(args):
     except ImportError as e:   # pip-only install: no rclpy or no generated vla_ros.msg
         raise SystemExit(f'error: the demo needs ROS 2 ({e}); run scripts/setup.sh, then '
                          'source scripts/env.sh')
+    except KeyboardInterrupt:  # Ctrl-C while torch/rclpy import: a clean stop too
+        sys.exit(0)
     sys.exit(run_demo(args.duration, args.checkpoint or '', args.source or '',
                       args.params_file or ''))
 
@@ -136,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='turn each image into a 640x480 JPEG camera-like frame first')
     e.add_argument('--paraphrases', action='store_true',
                    help='ask held-out paraphrased questions (never seen in training)')
-    e.add_argument('--limit', type=int, help='only images with id below this')
+    e.add_argument('--captions', action='store_true',
+                   help='score captions (against captions written from derived labels)')
+    e.add_argument('--limit', type=int, help='only the first N images')
     e.add_argument('--seed', type=int, default=0)
     e.set_defaults(func=cmd_eval)
 

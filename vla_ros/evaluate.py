@@ -70,3 +70,24 @@ def evaluate_split(model, tokenizer, split, rows=None, images=None) -> dict:
     report['errors'] = [{'question': q, 'answer': a, 'predicted': p, 'image': int(i)}
                         for (q, a, i), p in zip(questions, predictions) if p != a][:50]
     return report
+
+
+def evaluate_captions(model, tokenizer, split, images=None) -> dict:
+    """Caption accuracy against the captions written from each image's labels.
+
+    `exact`: the whole sentence matches; `objects`: every "<colour> <shape>" is named.
+    """
+    from .data.questions import caption
+    was_training = model.training
+    model.eval()
+    visual = encode_images(model, split.images if images is None else images)
+    prompts = [([tok.CAPTION], i) for i in range(len(split.images))]
+    predicted = [text for text, _c in generate_batched(model, tokenizer, visual, prompts)]
+    model.train(was_training)
+    expected = [caption(objs) for objs in split.objects]
+    objects_ok = [all(f'{o.color} {o.shape}' in p for o in objs)
+                  for p, objs in zip(predicted, split.objects)]
+    return {'exact': sum(p == e for p, e in zip(predicted, expected)) / len(expected),
+            'objects': sum(objects_ok) / len(expected), 'n': len(expected),
+            'examples': [{'expected': e, 'predicted': p}
+                         for p, e in zip(predicted, expected) if p != e][:10]}

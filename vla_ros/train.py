@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import yaml
 
 from . import tokenizer as tok
-from .data.camera import camera_frame
+from .data.camera import camera_frame, objects_after_letterbox
 from .data.corpus import vocabulary_texts
 from .data.easy_vqa import load_split
 from .data.questions import caption, generate_qa
@@ -33,18 +33,19 @@ from .preprocess import to_model_input
 @dataclass
 class TrainConfig:
     seed: int = 0
-    steps: int = 2400
+    steps: int = 1500
     easy_vqa_images_per_step: int = 48
     scene_images_per_step: int = 24
     max_scene_objects: int = 3
     paraphrases_per_image: int = 2       # extra generated questions per easy-VQA image
     scene_questions_per_image: int = 8
     camera_augment_prob: float = 0.3
+    unknown_word_prob: float = 0.1       # insert a made-up word into a generated question
     lr: float = 2e-3
     weight_decay: float = 0.02
     warmup_steps: int = 150
     val_images: int = 300                # easy-VQA *train* images held out for monitoring
-    eval_every: int = 400
+    eval_every: int = 250
     threads: int = 2
     max_minutes: Optional[float] = None  # stop early (e.g. for a quick experiment)
     out: str = 'models/vla_tiny'
@@ -93,32 +94,47 @@ class BatchMaker:
         self.cursor += 1
         return i
 
-    def _augment(self, img):
-        if self.rng.random() < self.cfg.camera_augment_prob:
-            frame = camera_frame(img, self.rng, width=int(self.rng.integers(64, 112)), height=64)
-            return to_model_input(frame)
-        return img
+    def _questions(self, objects, n):
+        """n generated questions; a few get a made-up word the model must learn to ignore."""
+        out = []
+        for q, a, _family in generate_qa(objects, self.rng, n):
+            if self.rng.random() < self.cfg.unknown_word_prob:
+                words = q.split(' ')
+                junk = ''.join(self.rng.choice(list('bcdfghklmnprstvz'), self.rng.integers(3, 8)))
+                words.insert(int(self.rng.integers(len(words) + 1)), junk + 'o')
+                q = ' '.join(words)
+            out.append((tok.QUESTION, q, a))
+        return out
+
+    def _augment(self, img, objects):
+        """Sometimes turn the image into a small camera-like frame, letterboxed back to a
+        square; the objects move and shrink with it, so captions and positions stay true."""
+        if self.rng.random() >= self.cfg.camera_augment_prob:
+            return img, objects
+        width = int(self.rng.integers(64, 112))
+        left = int(self.rng.integers(0, width - 64 + 1))
+        frame = camera_frame(img, self.rng, width=width, height=64, left=left)
+        return to_model_input(frame), objects_after_letterbox(objects, width, 64, left)
 
     def make(self):
         images, seqs = [], []
         for _ in range(self.cfg.easy_vqa_images_per_step):
             i = self._next_easy_vqa()
-            objects = self.split.objects[i]
+            img, objects = self._augment(self.split.images[i], self.split.objects[i])
             pairs = [(tok.QUESTION, q, a) for q, a in self.questions_by_image[i]]
-            pairs += [(tok.QUESTION, q, a) for q, a, _ in
-                      generate_qa(objects, self.rng, self.cfg.paraphrases_per_image)]
+            pairs += self._questions(objects, self.cfg.paraphrases_per_image)
             pairs.append((tok.CAPTION, '', caption(objects)))
             seqs += [(len(images), p) for p in pairs]
-            images.append(self._augment(self.split.images[i]))
+            images.append(img)
         for k in range(self.cfg.scene_images_per_step):
             many = k % 2 == 1   # half easy-VQA-like single shapes, half richer scenes
             scene = random_scene(self.rng, self.cfg.max_scene_objects if many else 1,
                                  varied_background=many)
-            pairs = [(tok.QUESTION, q, a) for q, a, _ in
-                     generate_qa(scene.objects, self.rng, self.cfg.scene_questions_per_image)]
-            pairs.append((tok.CAPTION, '', caption(scene.objects)))
+            img, objects = self._augment(render(scene), scene.objects)
+            pairs = self._questions(objects, self.cfg.scene_questions_per_image)
+            pairs.append((tok.CAPTION, '', caption(objects)))
             seqs += [(len(images), p) for p in pairs]
-            images.append(self._augment(render(scene)))
+            images.append(img)
         encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
         # two length buckets (questions, long captions) so short rows are not padded to 30
         short = [e for e in encoded if len(e[1][0]) <= 20]

@@ -3,7 +3,7 @@ import json
 import os
 
 from .easy_vqa import package_split_dir
-from .questions import TEMPLATES
+from .questions import template_words
 from .vocabulary import COLOR_NAMES, COLUMNS, NUMBER_WORDS, ROWS, SHAPES
 
 # Words of the instructions the action head follows (kept here so the vocabulary,
@@ -18,8 +18,7 @@ def vocabulary_texts():
     """Train-side templates filled with every name, easy-VQA train questions, answers."""
     texts = [CAPTION_WORDS, INSTRUCTION_WORDS, ' '.join(NUMBER_WORDS), ' '.join(ROWS + COLUMNS),
              ' '.join(SHAPES), ' '.join(s + 's' for s in SHAPES), ' '.join(COLOR_NAMES)]
-    for train_templates, _held_out in TEMPLATES.values():
-        texts.extend(train_templates)
+    texts.extend(template_words())
     with open(os.path.join(package_split_dir('train'), 'questions.json')) as f:
         texts.extend(q for q, _a, _i in json.load(f))
     return texts

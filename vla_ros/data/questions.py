@@ -4,56 +4,90 @@ Every template family has a *train* list and a *held-out* list. Training only ev
 sees the train lists; `vla-ros eval --paraphrases` measures the held-out ones, so the
 paraphrase figure is about wordings the model never saw.
 """
+import re
+
 import numpy as np
 
 from .vocabulary import COLOR_NAMES, NUMBER_WORDS, SHAPES, position_phrase, size_word
 
 TEMPLATES = {
     'color_single': (
-        ['what color is the shape?', 'what is the color of the shape?',
-         'which colour is the object?', 'what colour is it?',
-         'what color is the object in the picture?', 'tell me the color of the shape.',
-         'the shape is what color?', 'what color do you see?'],
-        ['which color is the figure?', 'can you tell me what colour the shape is?',
-         'what is the colour of the object in the image?', 'name the color of the shape.']),
+        ['what color is the {obj}?', 'what is the color of the {obj}?',
+         'which colour is the {obj}?', 'what colour is it?', 'what color is that?',
+         'what color is the {obj} in the {img}?', 'tell me the color of the {obj}.',
+         'the {obj} is what color?', 'what color do you see?', 'name the colour of the {obj}.',
+         "what is the {obj}'s color?", 'color of the {obj}?', 'what colour is shown?'],
+        ['which color is the {obj}?', 'can you tell me what colour the {obj} is?',
+         'what is the colour of the {obj} in the {img}?', 'what color would you say it is?',
+         'identify the color of the {obj}.']),
     'color_of_shape': (
         ['what color is the {shape}?', 'what is the color of the {shape}?',
-         'which colour is the {shape}?', 'what colour is the {shape} in the image?',
-         'tell me the color of the {shape}.'],
-        ['the {shape} is which colour?', 'what color does the {shape} have?']),
+         'which colour is the {shape}?', 'what colour is the {shape} in the {img}?',
+         'tell me the color of the {shape}.', 'the {shape} is what colour?',
+         'color of the {shape}?'],
+        ['the {shape} is which colour?', 'what color does the {shape} have?',
+         'can you tell me the colour of the {shape}?']),
     'shape_single': (
-        ['what shape is in the image?', 'what shape is this?', 'which shape do you see?',
-         'what kind of shape is it?', 'what is the object?', 'what shape is shown?',
-         'identify the shape.'],
-        ['what is the shape in the picture?', 'which shape is in the photo?',
-         'what type of shape can you see?']),
+        ['what shape is in the {img}?', 'what shape is this?', 'which shape do you see?',
+         'what kind of shape is it?', 'what is the {obj}?', 'what shape is shown?',
+         'identify the shape.', 'what type of {obj} is it?', 'name the shape.',
+         'what form does the {obj} have?', 'which shape is it?'],
+        ['what is the shape in the {img}?', 'which shape is in the {img}?',
+         'what type of shape can you see?', 'tell me the shape of the {obj}.',
+         'what shape does the {obj} have?']),
     'shape_of_color': (
-        ['what is the {color} shape?', 'what shape is the {color} object?',
-         'which shape is {color}?', 'what kind of shape is the {color} one?'],
-        ['what is the {color} object?', 'the {color} thing is what shape?']),
+        ['what is the {color} {obj}?', 'what shape is the {color} {obj}?',
+         'which shape is {color}?', 'what kind of shape is the {color} one?',
+         'what is the {color} one?'],
+        ['the {color} {obj} is what shape?', 'what shape does the {color} {obj} have?',
+         'tell me the shape of the {color} {obj}.']),
     'exists': (
-        ['is there a {thing}?', 'is there a {thing} in the image?', 'do you see a {thing}?',
-         'can you see a {thing}?', 'does the picture contain a {thing}?',
-         'is a {thing} visible?', 'are there any {things}?'],
-        ['is any {thing} present in the picture?', 'can i see a {thing} here?',
-         'does the image show a {thing}?', 'do you see any {things}?']),
+        ['is there a {thing}?', 'is there a {thing} in the {img}?', 'do you see a {thing}?',
+         'can you see a {thing}?', 'does the {img} contain a {thing}?', 'is a {thing} visible?',
+         'are there any {things}?', 'does the {img} have a {thing}?', 'is a {thing} present?',
+         'do you spot a {thing}?', 'any {things} in the {img}?',
+         'is there a {thing} in front of you?'],
+        ['is any {thing} present in the {img}?', 'can i see a {thing} here?',
+         'does the {img} show a {thing}?', 'do you see any {things}?',
+         'could you see a {thing}?', 'are there {things} in the {img}?']),
     'exists_negated': (
-        ['is there no {thing}?', 'is there not a {thing}?', 'does the image not contain a {thing}?',
-         'is the {thing} absent?', 'is there no {thing} in the picture?'],
-        ['is it true that there is no {thing}?', 'does the picture not show a {thing}?']),
+        ['is there no {thing}?', 'is there not a {thing}?', 'does the {img} not contain a {thing}?',
+         'is the {thing} absent?', 'is there no {thing} in the {img}?', 'is no {thing} present?',
+         'does the {img} lack a {thing}?', 'is the {img} without a {thing}?',
+         'is the {thing} missing?', 'are there no {things}?'],
+        ['is it true that there is no {thing}?', 'does the {img} not show a {thing}?',
+         'is a {thing} missing from the {img}?', 'are no {things} visible?']),
     'count': (
-        ['how many shapes are there?', 'how many objects do you see?',
-         'how many shapes are in the image?', 'count the shapes.'],
-        ['what is the number of shapes?', 'how many things are in the picture?']),
+        ['how many {obj}s are there?', 'how many {obj}s do you see?', 'count the {obj}s.',
+         'how many {obj}s are in the {img}?', 'number of {obj}s?'],
+        ['what is the number of {obj}s in the {img}?', 'can you count the {obj}s?']),
     'where': (
-        ['where is the {ref}?', 'where is the {ref} in the image?',
-         'in which part of the image is the {ref}?'],
-        ['where can i find the {ref}?', 'which part of the picture has the {ref}?']),
+        ['where is the {ref}?', 'where is the {ref} in the {img}?', 'where is the {ref} located?',
+         'in which part of the {img} is the {ref}?', 'what is the position of the {ref}?',
+         'where do you see the {ref}?'],
+        ['where can i find the {ref}?', 'which part of the {img} has the {ref}?',
+         'what is the location of the {ref}?']),
     'describe': (
-        ['what do you see?', 'describe the image.', 'describe the scene.',
-         'tell me what you see.'],
-        ['what does the camera see?', 'can you describe the picture?']),
+        ['what do you see?', 'describe the {img}.', 'tell me what you see.',
+         'what is in the {img}?', 'what is in front of you?', 'describe what you see.',
+         'give me a description of the {img}.', 'what can you see?'],
+        ['what does the camera see?', 'can you describe the {img}?',
+         'what is visible in the {img}?', 'describe the scene for me.']),
 }
+# Slot fillers and polite wrappers, shared by both lists: held-out means new sentence
+# structures, not new words.
+IMAGE_WORDS = ('image', 'picture', 'photo', 'scene', 'view', 'frame')
+OBJECT_WORDS = ('shape', 'object', 'thing', 'figure', 'item')
+PREFIXES = ('', '', '', '', 'please, ', 'hey, ', 'robot, ', 'ok, ', 'quick question: ')
+SUFFIXES = ('', '', '', '', ' please', ' right now')
+
+
+def template_words():
+    """Every word the training templates can produce (for the tokenizer vocabulary)."""
+    texts = [t for train, _held_out in TEMPLATES.values() for t in train]
+    texts += list(IMAGE_WORDS + OBJECT_WORDS + PREFIXES + SUFFIXES)
+    texts += [w + 's' for w in OBJECT_WORDS] + ['there is no']
+    return [re.sub(r'\{\w+\}', ' ', t) for t in texts]
 
 
 def _pick(rng, items):
@@ -111,28 +145,43 @@ def generate_qa(objects, rng: np.random.Generator, n: int, held_out: bool = Fals
         family = _pick(rng, list(TEMPLATES))
         t = _pick(rng, TEMPLATES[family][which])
         o = _pick(rng, objects)
+        shape, color = _pick(rng, SHAPES), _pick(rng, COLOR_NAMES)
         same_shape = [p for p in objects if p.shape == o.shape]
         same_color = [p for p in objects if p.color == o.color]
+        qa = None
         if family == 'color_single' and single:
-            out.append((t, o.color, 'color'))
-        elif family == 'color_of_shape' and len(same_shape) == 1:
-            out.append((t.format(shape=o.shape), o.color, 'color'))
+            qa = (t, o.color, 'color')
+        elif family == 'color_of_shape':
+            if not any(p.shape == shape for p in objects):   # asked about what is not there
+                qa = (t.replace('{shape}', shape), f'there is no {shape}', 'absent')
+            elif len(same_shape) == 1:
+                qa = (t.replace('{shape}', o.shape), o.color, 'color')
         elif family == 'shape_single' and single:
-            out.append((t, o.shape, 'shape'))
-        elif family == 'shape_of_color' and len(same_color) == 1:
-            out.append((t.format(color=o.color), o.shape, 'shape'))
+            qa = (t, o.shape, 'shape')
+        elif family == 'shape_of_color':
+            if not any(p.color == color for p in objects):
+                qa = (t.replace('{color}', color), f'there is no {color} shape', 'absent')
+            elif len(same_color) == 1:
+                qa = (t.replace('{color}', o.color), o.shape, 'shape')
         elif family in ('exists', 'exists_negated'):
             thing, things, present = _thing(rng, objects)
             negated = family == 'exists_negated'
             answer = 'yes' if present != negated else 'no'
-            out.append((t.format(thing=thing, things=things), answer, 'yes/no'))
+            qa = (t.replace('{thing}', thing).replace('{things}', things), answer, 'yes/no')
         elif family == 'count':
-            out.append((t, NUMBER_WORDS[len(objects)], 'count'))
+            qa = (t, NUMBER_WORDS[len(objects)], 'count')
         elif family == 'where' and len(same_shape) == 1:
             ref = o.shape if rng.random() < 0.5 else f'{o.color} {o.shape}'
-            out.append((t.format(ref=ref), position_phrase(o.cx, o.cy), 'where'))
+            qa = (t.replace('{ref}', ref), position_phrase(o.cx, o.cy), 'where')
         elif family == 'describe':
-            out.append((t, caption(objects), 'describe'))
+            qa = (t, caption(objects), 'describe')
+        if qa:
+            q = qa[0].replace('{img}', _pick(rng, IMAGE_WORDS))
+            q = q.replace('{obj}', _pick(rng, OBJECT_WORDS))
+            q = _pick(rng, PREFIXES) + q
+            if q.endswith('?') or q.endswith('.'):
+                q = q[:-1] + _pick(rng, SUFFIXES) + q[-1]
+            out.append((q,) + qa[1:])
     return out
 
 

@@ -19,6 +19,16 @@ class ConvStem(nn.Sequential):
             nn.BatchNorm2d(2 * channels), nn.GELU())
 
 
+def sincos_2d(side: int, dim: int) -> torch.Tensor:
+    """Fixed 2D sine-cosine position code (1, side*side, dim), row-major like the patches."""
+    assert dim % 4 == 0, 'dim must divide by 4 for a 2D sin-cos position code'
+    freqs = 1.0 / (100.0 ** (torch.arange(dim // 4) / (dim // 4)))          # (dim/4,)
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing='ij')
+    parts = [f(c.flatten()[:, None].float() * freqs) for c in (ys, xs) for f in (torch.sin,
+                                                                             torch.cos)]
+    return torch.cat(parts, dim=1)[None]                                     # (1, N, dim)
+
+
 class VisionEncoder(nn.Module):
     """uint8 RGB images (B, H, W, 3) -> patch features (B, num_patches, dim)."""
 
@@ -27,6 +37,10 @@ class VisionEncoder(nn.Module):
         self.image_size = cfg.image_size
         self.stem = ConvStem(cfg.stem_channels)
         self.patch = nn.Conv2d(2 * cfg.stem_channels, cfg.dim, cfg.patch_size, cfg.patch_size)
+        # where each patch is: a fixed 2D code (captions and "where" answers need it from
+        # the first step) plus a learned correction
+        side = cfg.image_size // (4 * cfg.patch_size)
+        self.register_buffer('fixed_pos', sincos_2d(side, cfg.dim), persistent=False)
         self.pos = nn.Parameter(torch.zeros(1, cfg.num_patches, cfg.dim))
         nn.init.normal_(self.pos, std=0.02)
         self.blocks = nn.ModuleList(EncoderBlock(cfg, cfg.vision_window)
@@ -38,7 +52,7 @@ class VisionEncoder(nn.Module):
         assert H == W == self.image_size, f'expected {self.image_size}px square images'
         x = pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0    # (B, 3, H, W) in [-1, 1]
         x = self.patch(self.stem(x))                             # (B, dim, H/4p, W/4p)
-        x = x.flatten(2).transpose(1, 2) + self.pos              # (B, num_patches, dim)
+        x = x.flatten(2).transpose(1, 2) + self.fixed_pos + self.pos  # (B, num_patches, dim)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

@@ -1,0 +1,84 @@
+"""The `vla-ros` command line, run as a user runs it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from vla_ros.data.easy_vqa import package_split_dir
+
+
+def vla_ros(*args, check=True):
+    result = subprocess.run([sys.executable, '-m', 'vla_ros.cli', *args], capture_output=True,
+                            text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope='module')
+def small_dir(tmp_path_factory):
+    """Five official test images and their questions, in easy-VQA's layout."""
+    src = package_split_dir('test')
+    out = tmp_path_factory.mktemp('vqa')
+    with open(os.path.join(src, 'questions.json')) as f:
+        rows = [r for r in json.load(f) if r[2] < 5]
+    (out / 'images').mkdir()
+    for i in range(5):
+        shutil.copy(os.path.join(src, 'images', f'{i}.png'), out / 'images' / f'{i}.png')
+    (out / 'questions.json').write_text(json.dumps(rows))
+    return out
+
+
+def test_eval_on_a_directory_prints_json(small_dir):
+    report = json.loads(vla_ros('eval', '--data', str(small_dir), '--json').stdout)
+    assert report['n'] == len(json.loads((small_dir / 'questions.json').read_text()))
+    assert 0.0 <= report['accuracy'] <= 1.0
+    assert set(report['per_type']) <= {'color', 'shape', 'yes/no color', 'yes/no shape',
+                                       'yes/no color negated', 'yes/no shape negated'}
+
+
+def test_eval_on_a_broken_directory_names_the_problem(tmp_path):
+    result = vla_ros('eval', '--data', str(tmp_path), check=False)
+    assert result.returncode != 0 and 'questions.json' in result.stderr
+
+
+def test_ask_and_caption(small_dir):
+    image = str(small_dir / 'images' / '1.png')
+    answer = json.loads(vla_ros('ask', '--image', image, '--question',
+                                'what color is the shape?', '--json').stdout)
+    assert answer['text'] == 'yellow' and answer['latency_ms'] > 0
+    caption = json.loads(vla_ros('caption', '--image', image, '--json').stdout)
+    assert 'yellow rectangle' in caption['text']
+
+
+def test_ask_refuses_an_empty_question_and_a_missing_image(small_dir):
+    result = vla_ros('ask', '--image', str(small_dir / 'images' / '1.png'), '--question', ' ',
+                     check=False)
+    assert result.returncode != 0 and 'empty' in result.stderr
+    result = vla_ros('ask', '--image', 'nope.png', '--question', 'what?', check=False)
+    assert result.returncode != 0 and 'nope.png' in result.stderr
+
+
+def test_a_missing_checkpoint_is_one_clear_line(tmp_path):
+    result = vla_ros('caption', '--image', 'x.png', '--checkpoint', str(tmp_path / 'none'),
+                     check=False)
+    assert result.returncode != 0
+    assert 'checkpoint directory not found' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_train_writes_checkpoint_metrics_and_curve(tmp_path):
+    config = tmp_path / 'tiny.yaml'
+    config.write_text(
+        'steps: 4\neasy_vqa_images_per_step: 4\nscene_images_per_step: 2\nval_images: 10\n'
+        'eval_every: 4\nmodel: {dim: 32, heads: 2, kv_heads: 1, kv_rank: 8, vision_layers: 1,'
+        ' decoder_layers: 1}\n')
+    vla_ros('train', '--config', str(config), '--out', str(tmp_path / 'ck'))
+    files = sorted(os.listdir(tmp_path / 'ck'))
+    assert files == ['config.json', 'metrics.json', 'model.safetensors', 'tokenizer.json',
+                     'training_curve.png']
+    metrics = json.loads((tmp_path / 'ck' / 'metrics.json').read_text())
+    assert metrics['steps_done'] == 4 and len(metrics['history']['loss']) == 4
