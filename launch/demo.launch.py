@@ -1,0 +1,44 @@
+"""Demo: image source -> VLA node (captions, answers) + VQA service, parameters from config/.
+
+    ros2 launch vla_ros demo.launch.py
+    ros2 launch vla_ros demo.launch.py image_topic:=/camera/image_raw use_image_source:=false
+    ros2 service call /vqa vla_ros/srv/VQA "{question: 'what color is the shape?'}"
+    ros2 topic echo /caption
+
+`vla-ros demo` runs the same three node classes composed in one process.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    default_params = os.path.join(get_package_share_directory('vla_ros'), 'config',
+                                  'vla_ros.yaml')
+    params = LaunchConfiguration('params_file')
+    image_topic = LaunchConfiguration('image_topic')
+    # The nodes subscribe to `image` and `image/compressed`: remap both to the camera's
+    # topics (image_transport names its compressed topic <image_topic>/compressed).
+    camera_remaps = [('image', image_topic),
+                     ('image/compressed', [image_topic, '/compressed'])]
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='parameters of all nodes (node-name keyed YAML)'),
+        DeclareLaunchArgument('image_topic', default_value='/image',
+                              description='camera topic (sensor_msgs/Image)'),
+        DeclareLaunchArgument('use_image_source', default_value='true',
+                              description='start the built-in image source; set false '
+                                          'when a real camera publishes image_topic'),
+        Node(package='vla_ros', executable='image_source', name='image_source',
+             parameters=[params], remappings=camera_remaps, output='screen',
+             condition=IfCondition(LaunchConfiguration('use_image_source'))),
+        Node(package='vla_ros', executable='vla_node', name='vla_node',
+             parameters=[params], remappings=camera_remaps, output='screen'),
+        Node(package='vla_ros', executable='vqa_service', name='vqa_service',
+             parameters=[params], remappings=camera_remaps, output='screen'),
+    ])

@@ -1,0 +1,159 @@
+"""`vla-ros demo`: the launch file's nodes composed in one process, with a console.
+
+Runs ImageSourceNode, VLANode and VQAServiceNode (parameters from config/vla_ros.yaml,
+the file launch/demo.launch.py uses) on one multi-threaded executor, so the model is
+loaded once, plus DemoConsole, which prints captions live and every few seconds asks a
+question on the `question` topic and another through the `vqa` service.
+"""
+import itertools
+import os
+import sys
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+from std_msgs.msg import String
+
+from ..msg import Answer, Caption
+from ..srv import VQA
+from .image_source_node import ImageSourceNode
+from .params import OUTPUT_QOS
+from .runner import init_or_explain, STARTUP_ERRORS, stop_executor
+from .vla_node import VLANode
+from .vqa_service_node import VQAServiceNode
+
+# easy-VQA wordings (the default source shows easy-VQA test images)
+QUESTIONS = ('what shape is in the image?', 'what color is the shape?',
+             'is there a circle?', 'is there a red shape in the image?',
+             'what is the color of the shape?', 'does the image contain a triangle?')
+
+
+def config_file() -> str:
+    """config/vla_ros.yaml: the installed share/ copy, else the source tree's."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(os.path.join(get_package_share_directory('vla_ros'), 'config'))
+    except Exception:  # noqa: BLE001 - not in an ament index (pip install)
+        pass
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates += [os.path.join(here, '..', '..', 'config'),
+                   os.path.join(sys.prefix, 'share', 'vla_ros', 'config')]
+    for c in candidates:
+        path = os.path.join(c, 'vla_ros.yaml')
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    raise FileNotFoundError('config/vla_ros.yaml not found in: ' + ', '.join(candidates))
+
+
+def _stamp(header) -> str:
+    return f'{header.stamp.sec % 1000:03d}.{header.stamp.nanosec // 1_000_000:03d}'
+
+
+class DemoConsole(Node):
+    """Prints captions and answers; asks a question on `question` and another on `vqa`
+    every `period` seconds (the service call is asynchronous, so nothing here blocks)."""
+
+    def __init__(self, period: int = 3, out=None, **kwargs):
+        super().__init__('demo_console', **kwargs)
+        self.out = out or sys.stdout
+        self.counts = {'captions': 0, 'answers': 0, 'vqa': 0}
+        self.questions = itertools.cycle(QUESTIONS)
+        self.create_subscription(Caption, 'caption', self._on_caption, OUTPUT_QOS)
+        self.create_subscription(Answer, 'answer', self._on_answer, OUTPUT_QOS)
+        self.question_pub = self.create_publisher(String, 'question', 10)
+        self.vqa = self.create_client(VQA, 'vqa')
+        # First question after 2 s (frames have arrived by then), then every `period` s.
+        self.period, self.seconds, self.next_question = period, 0, 2
+        self.create_timer(1.0, self._tick)
+
+    def _print(self, text: str):
+        print(text, file=self.out, flush=True)
+
+    def _on_caption(self, msg):
+        self.counts['captions'] += 1
+        self._print(f'[caption]  frame {_stamp(msg.header)}  "{msg.caption}"  '
+                    f'(confidence {msg.confidence:.2f}, {msg.latency_ms:.1f} ms)')
+
+    def _on_answer(self, msg):
+        self.counts['answers'] += 1
+        reply = msg.answer if msg.success else f'error: {msg.error}'
+        self._print(f'[answer]   frame {_stamp(msg.header)}  {msg.question} -> {reply}  '
+                    f'(confidence {msg.confidence:.2f}, {msg.latency_ms:.1f} ms)')
+
+    def _tick(self):
+        self.seconds += 1
+        if self.seconds >= self.next_question:
+            self.next_question += self.period
+            self._ask()
+
+    def _ask(self):
+        question = next(self.questions)
+        self._print(f'[question] {question}')
+        self.question_pub.publish(String(data=question))
+        if self.vqa.service_is_ready():
+            service_question = next(self.questions)
+            future = self.vqa.call_async(VQA.Request(question=service_question))
+            future.add_done_callback(lambda f: self._on_vqa(service_question, f))
+
+    def _on_vqa(self, question, future):
+        self.counts['vqa'] += 1
+        r = future.result()
+        reply = r.answer if r.success else f'error: {r.error}'
+        self._print(f'[vqa]      frame {r.frame_stamp.sec % 1000:03d}.'
+                    f'{r.frame_stamp.nanosec // 1_000_000:03d}  {question} -> {reply}  '
+                    f'(confidence {r.confidence:.2f}, {r.latency_ms:.1f} ms)')
+
+
+def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
+             params_file: str = '', question_period: int = 3) -> int:
+    """Run the demo until Ctrl-C or for `duration` seconds (0 = until Ctrl-C); exit code."""
+    try:
+        params_file = params_file or config_file()
+    except FileNotFoundError as e:
+        print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)
+        return 1
+    if not init_or_explain(['--ros-args', '--params-file', params_file], 'demo'):
+        return 1
+    model = [Parameter('checkpoint', value=checkpoint)] if checkpoint else []
+    nodes, executor = [], None
+    try:
+        nodes.append(ImageSourceNode(
+            parameter_overrides=[Parameter('source', value=source)] if source else []))
+        nodes.append(VLANode(parameter_overrides=model))
+        nodes.append(VQAServiceNode(parameter_overrides=model))
+        console = DemoConsole(question_period)
+        nodes.append(console)
+        # threads: two inference callbacks (caption/question, vqa) may each hold one
+        executor = MultiThreadedExecutor(num_threads=6)
+        for node in nodes:
+            executor.add_node(node)
+        print(f'vla_ros demo: parameters from {params_file}; '
+              + (f'{duration:g} s' if duration else 'Ctrl-C to stop'), flush=True)
+        start = time.monotonic()
+        try:
+            if duration:   # a future that never completes: spin for `duration` seconds
+                executor.spin_until_future_complete(Future(), timeout_sec=duration)
+            else:
+                executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        stop_executor(executor)   # before the summary: lets in-flight callbacks print first
+        executor = None
+        counts = ', '.join(f'{n} {k}' for k, n in console.counts.items())
+        print(f'vla_ros demo: {counts} in {time.monotonic() - start:.1f} s', flush=True)
+    except STARTUP_ERRORS as e:
+        print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):   # stopped while starting up
+        pass
+    finally:
+        if executor is not None:
+            stop_executor(executor)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

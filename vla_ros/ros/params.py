@@ -1,0 +1,84 @@
+"""Parameter declarations shared by the nodes: one `Param` per parameter, declared with a
+`ParameterDescriptor` (type, description, range), validated at startup and on every change.
+
+Each node module lists its parameters in a `PARAMS` tuple; the README table, the
+config file and the tests all read from those lists.
+"""
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any                      # its Python type fixes the ROS parameter type
+    description: str
+    range: Optional[tuple] = None     # (low, high), inclusive, for int / float parameters
+    choices: Optional[tuple] = None   # allowed values of a string parameter
+    dynamic: bool = False             # False: read at startup only (read_only descriptor)
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(name=self.name, description=self.description,
+                                read_only=not self.dynamic)
+        if self.choices:
+            d.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        if self.range and isinstance(self.default, bool):
+            raise TypeError(f'{self.name}: a bool parameter cannot have a range')
+        if self.range and isinstance(self.default, int):
+            d.integer_range = [IntegerRange(from_value=self.range[0], to_value=self.range[1],
+                                            step=1)]
+        elif self.range:
+            d.floating_point_range = [FloatingPointRange(
+                from_value=float(self.range[0]), to_value=float(self.range[1]), step=0.0)]
+        return d
+
+
+def declare_parameters(node, params) -> None:
+    """Declare `params` on `node`, rejecting out-of-range or unknown-choice values.
+
+    rclpy enforces the descriptor's type and range itself (also for values from a
+    --params-file); string choices are checked by a callback that runs for the
+    declaration too, so a bad config value makes the node fail at startup with a
+    message naming the parameter. Raises rclpy.exceptions.ParameterException.
+    """
+    by_name = {p.name: p for p in params}
+
+    def check_choices(changed):
+        for param in changed:
+            spec = by_name.get(param.name)
+            if spec and spec.choices and param.value not in spec.choices:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"{param.name}={param.value!r} is not one of {', '.join(spec.choices)}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(check_choices)
+    for p in params:
+        node.declare_parameter(p.name, p.default, p.descriptor())
+    # A misspelt key in a YAML file is otherwise ignored without a word.
+    overrides = getattr(node, '_parameter_overrides', {})
+    unknown = sorted(set(overrides) - set(by_name) - {'use_sim_time'})
+    if unknown:
+        node.get_logger().warning(f"ignoring unknown parameters: {', '.join(unknown)}")
+
+
+def param_values(node, params) -> dict:
+    """{name: current value} for `params`."""
+    return {p.name: node.get_parameter(p.name).value for p in params}
+
+
+def qos_profile(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last QoS from the `qos_reliability` / `qos_depth` parameter values."""
+    policy = {'reliable': ReliabilityPolicy.RELIABLE,
+              'best_effort': ReliabilityPolicy.BEST_EFFORT}[reliability]
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+# Results go out RELIABLE: a reliable publisher reaches both reliable and best-effort
+# subscribers, a best-effort one only the latter (e.g. not `ros2 topic echo` defaults).
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.RELIABLE)

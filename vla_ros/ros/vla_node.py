@@ -1,0 +1,120 @@
+"""VLA node: captions of the camera stream, and answers to questions about it.
+
+Subscribes `image` / `image/compressed` (latest frame cached, see camera_input.py) and
+`question` (std_msgs/String); publishes `caption` (vla_ros/Caption) at `caption_rate` Hz
+and one `answer` (vla_ros/Answer) per question. Both carry the header of the frame they
+describe.
+
+Threading: camera callbacks and inference are in separate callback groups, so on the
+multi-threaded executor (main() uses one) frames keep arriving while the model runs.
+Captioning and question answering share one mutually exclusive group: a caption tick
+that comes while the model is busy is skipped, never queued, and each caption uses
+the newest frame. A frame is captioned at most once (a still camera yields no new
+captions), so `caption_rate` is an upper bound.
+"""
+import time
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import Header, String
+
+from ..msg import Answer, Caption
+from ..preprocess import ImageError
+from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
+from .params import declare_parameters, OUTPUT_QOS, Param, param_values
+from .runner import run_node
+from .shared_engine import answer_latest, get_engine
+
+PARAMS = (
+    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
+    Param('threads', 1, 'torch threads for inference (process-wide; keep small on a robot)',
+          range=(1, 64)),
+    Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
+          range=(0.0, 100.0), dynamic=True),
+) + INPUT_PARAMS
+
+
+class VLANode(Node):
+    NODE_NAME = 'vla_node'
+
+    def __init__(self, **kwargs):
+        super().__init__(self.NODE_NAME, **kwargs)
+        declare_parameters(self, PARAMS)
+        p = param_values(self, PARAMS)
+        start = time.perf_counter()
+        self.engine = get_engine(p['checkpoint'], p['threads'])
+        self.camera = CameraInput(self, MutuallyExclusiveCallbackGroup())
+        self.inference_group = MutuallyExclusiveCallbackGroup()
+        self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
+        self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)
+        # Questions are commands: reliable and queued (depth 10), unlike camera frames.
+        self.create_subscription(String, 'question', self._on_question, 10,
+                                 callback_group=self.inference_group)
+        self.caption_timer = None
+        self._last_captioned = 0      # seq of the last frame captioned
+        self._set_caption_rate(p['caption_rate'])
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.get_logger().info(
+            f'model {self.engine.checkpoint} ready in {time.perf_counter() - start:.1f} s; '
+            f"listening on {self.camera.topics()}, captions at {p['caption_rate']:g} Hz")
+
+    # -- captions ---------------------------------------------------------------------------
+    def _set_caption_rate(self, rate: float):
+        if self.caption_timer is not None:
+            self.destroy_timer(self.caption_timer)
+            self.caption_timer = None
+        if rate > 0:
+            self.caption_timer = self.create_timer(1.0 / rate, self._caption_latest,
+                                                   callback_group=self.inference_group)
+
+    def _on_parameters_set(self, parameters):
+        for param in parameters:
+            if param.name == 'caption_rate':
+                self._set_caption_rate(param.value)
+
+    def _caption_latest(self):
+        frame, _reason = self.camera.usable_frame()
+        if frame is None or frame.seq == self._last_captioned:
+            return   # nothing new to describe
+        self._last_captioned = frame.seq
+        try:
+            result = self.engine.caption(frame.rgb())
+        except ImageError as e:
+            self.get_logger().warning(f'cannot caption frame: {e}',
+                                      throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        except Exception as e:  # noqa: BLE001 - a callback must not raise
+            self.get_logger().error(f'captioning failed: {type(e).__name__}: {e}',
+                                    throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        self.caption_pub.publish(Caption(header=frame.header, caption=result.text,
+                                         confidence=result.confidence,
+                                         latency_ms=result.latency_ms))
+
+    # -- questions --------------------------------------------------------------------------
+    def _on_question(self, msg: String):
+        start = time.perf_counter()
+        header, result, error = None, None, ''
+        try:
+            header, result, error = answer_latest(self.engine, self.camera, msg.data)
+        except Exception as e:  # noqa: BLE001 - answer with the reason rather than raise
+            error = f'internal error: {type(e).__name__}: {e}'
+            self.get_logger().error(error, throttle_duration_sec=LOG_THROTTLE_S)
+        if result is None:
+            self.get_logger().warning(f'question {msg.data!r} not answered: {error}',
+                                      throttle_duration_sec=LOG_THROTTLE_S)
+        # Without a frame there is no header to copy: stamp the reply now, empty frame_id.
+        answer = Answer(header=header or Header(stamp=self.get_clock().now().to_msg()),
+                        question=msg.data, success=result is not None, error=error)
+        if result is not None:
+            answer.answer, answer.confidence = result.text, result.confidence
+        answer.latency_ms = (time.perf_counter() - start) * 1000
+        self.answer_pub.publish(answer)
+
+
+def main(args=None):
+    return run_node(VLANode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

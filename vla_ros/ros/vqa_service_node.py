@@ -1,0 +1,84 @@
+"""VQA service node: `vqa` (vla_ros/srv/VQA) answers a question about an image.
+
+The request's image is used when it has one (width > 0); otherwise the latest frame from
+this node's own `image` / `image/compressed` subscriptions. Every failure (empty question,
+no frame, frame older than `max_frame_age`, undecodable image) is a response with
+`success: false` and the reason in `error`; the call never hangs waiting for a frame.
+
+Threading: the service runs in its own callback group, apart from the camera callbacks,
+so on the multi-threaded executor (main() uses one) frames keep arriving while it answers.
+"""
+import time
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+
+from ..preprocess import ImageError
+from ..srv import VQA
+from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
+from .image_conversion import image_to_rgb
+from .params import declare_parameters, Param, param_values
+from .runner import run_node
+from .shared_engine import answer_latest, answer_or_error, get_engine
+
+PARAMS = (
+    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
+    Param('threads', 1, 'torch threads for inference (process-wide; keep small on a robot)',
+          range=(1, 64)),
+) + INPUT_PARAMS
+
+
+class VQAServiceNode(Node):
+    NODE_NAME = 'vqa_service'
+
+    def __init__(self, **kwargs):
+        super().__init__(self.NODE_NAME, **kwargs)
+        declare_parameters(self, PARAMS)
+        p = param_values(self, PARAMS)
+        self.engine = get_engine(p['checkpoint'], p['threads'])
+        self.camera = CameraInput(self, MutuallyExclusiveCallbackGroup())
+        # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
+        self.service = self.create_service(VQA, 'vqa', self._on_request,
+                                           callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(f'serving {self.service.service_name} with model '
+                               f'{self.engine.checkpoint}; frames from {self.camera.topics()}')
+
+    def _on_request(self, request, response):
+        start = time.perf_counter()
+        try:
+            stamp, result, error = self._answer(request)
+            if stamp is not None:
+                response.frame_stamp = stamp
+        except Exception as e:  # noqa: BLE001 - reply with the reason rather than raise
+            result, error = None, f'internal error: {type(e).__name__}: {e}'
+            self.get_logger().error(error, throttle_duration_sec=LOG_THROTTLE_S)
+        response.success = result is not None
+        if result is not None:
+            response.answer, response.confidence = result.text, result.confidence
+        else:
+            response.error = error
+        response.latency_ms = (time.perf_counter() - start) * 1000
+        return response
+
+    def _answer(self, request):
+        """(stamp of the frame used or None, TextResult or None, error)."""
+        image = request.image
+        if image.width == 0 and image.height == 0 and len(image.data) == 0:
+            header, result, error = answer_latest(self.engine, self.camera, request.question)
+            return (header.stamp if header else None), result, error
+        if not request.question.strip():
+            return None, None, 'question is empty'
+        try:
+            rgb = image_to_rgb(image)
+        except ImageError as e:
+            return image.header.stamp, None, f'request image: {e}'
+        result, error = answer_or_error(self.engine, rgb, request.question)
+        return image.header.stamp, result, error
+
+
+def main(args=None):
+    return run_node(VQAServiceNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
