@@ -38,6 +38,7 @@ class TrainConfig:
     scene_images_per_step: int = 24
     max_scene_objects: int = 3
     paraphrases_per_image: int = 2       # extra generated questions per easy-VQA image
+    where_per_image: int = 1             # extra "where is the ..." question per easy-VQA image
     scene_questions_per_image: int = 8
     camera_augment_prob: float = 0.3
     unknown_word_prob: float = 0.1       # insert a made-up word into a generated question
@@ -60,8 +61,8 @@ class TrainConfig:
 
 def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
     """-> (input ids, labels): labels are -100 on the prompt, the target + <eos> after it."""
-    p = [prompt_token] + tokenizer.encode(prompt) + ([tok.ANSWER] if prompt_token == tok.QUESTION
-                                                      else [])
+    tail = [tok.ANSWER] if prompt_token == tok.QUESTION else []
+    p = [prompt_token] + tokenizer.encode(prompt) + tail
     t = tokenizer.encode(target) + [tok.EOS]
     full = p + t
     labels = [-100] * (len(p) - 1) + t
@@ -94,10 +95,10 @@ class BatchMaker:
         self.cursor += 1
         return i
 
-    def _questions(self, objects, n):
+    def _questions(self, objects, n, families=None):
         """n generated questions; a few get a made-up word the model must learn to ignore."""
         out = []
-        for q, a, _family in generate_qa(objects, self.rng, n):
+        for q, a, _family in generate_qa(objects, self.rng, n, families=families):
             if self.rng.random() < self.cfg.unknown_word_prob:
                 words = q.split(' ')
                 junk = ''.join(self.rng.choice(list('bcdfghklmnprstvz'), self.rng.integers(3, 8)))
@@ -123,6 +124,8 @@ class BatchMaker:
             img, objects = self._augment(self.split.images[i], self.split.objects[i])
             pairs = [(tok.QUESTION, q, a) for q, a in self.questions_by_image[i]]
             pairs += self._questions(objects, self.cfg.paraphrases_per_image)
+            # position is learnt late from captions alone: ask where the shape is, too
+            pairs += self._questions(objects, self.cfg.where_per_image, families=['where'])
             pairs.append((tok.CAPTION, '', caption(objects)))
             seqs += [(len(images), p) for p in pairs]
             images.append(img)

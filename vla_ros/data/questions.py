@@ -16,7 +16,8 @@ TEMPLATES = {
          'which colour is the {obj}?', 'what colour is it?', 'what color is that?',
          'what color is the {obj} in the {img}?', 'tell me the color of the {obj}.',
          'the {obj} is what color?', 'what color do you see?', 'name the colour of the {obj}.',
-         "what is the {obj}'s color?", 'color of the {obj}?', 'what colour is shown?'],
+         "what is the {obj}'s color?", 'color of the {obj}?', 'what colour is shown?',
+         'give me the colour of the {obj}.', 'say the color of the {obj}.'],
         ['which color is the {obj}?', 'can you tell me what colour the {obj} is?',
          'what is the colour of the {obj} in the {img}?', 'what color would you say it is?',
          'identify the color of the {obj}.']),
@@ -31,14 +32,15 @@ TEMPLATES = {
         ['what shape is in the {img}?', 'what shape is this?', 'which shape do you see?',
          'what kind of shape is it?', 'what is the {obj}?', 'what shape is shown?',
          'identify the shape.', 'what type of {obj} is it?', 'name the shape.',
-         'what form does the {obj} have?', 'which shape is it?'],
+         'what form does the {obj} have?', 'which shape is it?',
+         'give me the shape of the {obj}.', 'say the shape of the {obj}.'],
         ['what is the shape in the {img}?', 'which shape is in the {img}?',
          'what type of shape can you see?', 'tell me the shape of the {obj}.',
          'what shape does the {obj} have?']),
     'shape_of_color': (
         ['what is the {color} {obj}?', 'what shape is the {color} {obj}?',
          'which shape is {color}?', 'what kind of shape is the {color} one?',
-         'what is the {color} one?'],
+         'what is the {color} one?', 'give me the shape of the {color} {obj}.'],
         ['the {color} {obj} is what shape?', 'what shape does the {color} {obj} have?',
          'tell me the shape of the {color} {obj}.']),
     'exists': (
@@ -51,7 +53,8 @@ TEMPLATES = {
          'does the {img} show a {thing}?', 'do you see any {things}?',
          'could you see a {thing}?', 'are there {things} in the {img}?']),
     'exists_negated': (
-        ['is there no {thing}?', 'is there not a {thing}?', 'does the {img} not contain a {thing}?',
+        ['is there no {thing}?', 'is there not a {thing}?',
+         'does the {img} not contain a {thing}?',
          'is the {thing} absent?', 'is there no {thing} in the {img}?', 'is no {thing} present?',
          'does the {img} lack a {thing}?', 'is the {img} without a {thing}?',
          'is the {thing} missing?', 'are there no {things}?'],
@@ -64,7 +67,8 @@ TEMPLATES = {
     'where': (
         ['where is the {ref}?', 'where is the {ref} in the {img}?', 'where is the {ref} located?',
          'in which part of the {img} is the {ref}?', 'what is the position of the {ref}?',
-         'where do you see the {ref}?'],
+         'where do you see the {ref}?', 'which part of the {img} shows the {ref}?',
+         'where can you see the {ref}?'],
         ['where can i find the {ref}?', 'which part of the {img} has the {ref}?',
          'what is the location of the {ref}?']),
     'describe': (
@@ -136,13 +140,18 @@ def _thing(rng, objects):
     return f'{color} {shape}', f'{color} {shape}s', present
 
 
-def generate_qa(objects, rng: np.random.Generator, n: int, held_out: bool = False):
-    """Return n (question, answer, family) triples about the given scene objects."""
+def generate_qa(objects, rng: np.random.Generator, n: int, held_out: bool = False,
+                families=None):
+    """Return n (question, answer, family) triples about the given scene objects.
+
+    `families` restricts the template families (default: all of TEMPLATES).
+    """
     which = 1 if held_out else 0
     single = len(objects) == 1
+    families = list(families or TEMPLATES)
     out = []
     while len(out) < n:
-        family = _pick(rng, list(TEMPLATES))
+        family = _pick(rng, families)
         t = _pick(rng, TEMPLATES[family][which])
         o = _pick(rng, objects)
         shape, color = _pick(rng, SHAPES), _pick(rng, COLOR_NAMES)

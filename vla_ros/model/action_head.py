@@ -14,6 +14,9 @@ class ActionHead(nn.Module):
                                  nn.Linear(cfg.action_hidden, 3))
 
     def forward(self, hidden_last: torch.Tensor):
-        """hidden_last (B, dim) -> (velocity (B, 2) in [-1, 1] as (linear, angular), done logit (B,))."""
+        """hidden_last (B, dim) -> (velocity (B, 2) in [-1, 1], done logit (B,)).
+
+        Velocity columns: linear, angular (fractions of the maximum speeds).
+        """
         out = self.mlp(hidden_last)
         return torch.tanh(out[:, :2]), out[:, 2]

@@ -102,7 +102,7 @@ class LatentAttention(nn.Module):
             # plain causal self-attention over a fresh sequence: SDPA's own fast causal path
             is_causal = mask is not None and cache is None and self.window is None
             new_cache = (latent, start)
-            if self.window is not None and S > self.window - 1:  # older tokens are never seen again
+            if self.window is not None and S > self.window - 1:  # older tokens: never seen again
                 keep = self.window - 1
                 new_cache = (latent[:, S - keep:], start + S - keep)
         k, v = self.keys_values(latent)

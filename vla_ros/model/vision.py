@@ -24,8 +24,8 @@ def sincos_2d(side: int, dim: int) -> torch.Tensor:
     assert dim % 4 == 0, 'dim must divide by 4 for a 2D sin-cos position code'
     freqs = 1.0 / (100.0 ** (torch.arange(dim // 4) / (dim // 4)))          # (dim/4,)
     ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing='ij')
-    parts = [f(c.flatten()[:, None].float() * freqs) for c in (ys, xs) for f in (torch.sin,
-                                                                             torch.cos)]
+    parts = [f(c.flatten()[:, None].float() * freqs)
+             for c in (ys, xs) for f in (torch.sin, torch.cos)]
     return torch.cat(parts, dim=1)[None]                                     # (1, N, dim)
 
 
