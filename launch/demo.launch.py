@@ -1,11 +1,21 @@
-"""Demo: image source -> VLA node (captions, answers) + VQA service, parameters from config/.
+"""Demo: image source (or simulated robot) -> VLA node (captions, answers, cmd_vel) + VQA
+service, parameters from config/.
 
     ros2 launch vla_ros demo.launch.py
     ros2 launch vla_ros demo.launch.py image_topic:=/camera/image_raw use_image_source:=false
     ros2 service call /vqa vla_ros/srv/VQA "{question: 'what color is the shape?'}"
     ros2 topic echo /caption
 
-`vla-ros demo` runs the same three node classes composed in one process.
+With the simulated robot (it publishes the camera on image_topic, the map on /overview):
+
+    ros2 launch vla_ros demo.launch.py use_sim:=true
+    ros2 topic pub --once /instruction std_msgs/String "{data: 'go to the red circle'}"
+    ros2 topic echo /action_status
+    ros2 service call /reset std_srvs/srv/Trigger      # next arena; lists its shapes
+    ros2 service call /stop std_srvs/srv/Trigger       # halt now
+    ros2 run rqt_image_view rqt_image_view /overview
+
+`vla-ros demo` runs the same node classes composed in one process (`--sim` for the robot).
 """
 import os
 
@@ -13,7 +23,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 
@@ -22,6 +32,11 @@ def generate_launch_description():
                                   'vla_ros.yaml')
     params = LaunchConfiguration('params_file')
     image_topic = LaunchConfiguration('image_topic')
+    use_sim = LaunchConfiguration('use_sim')
+    # The sim is the camera when it runs, so the image source then stays off.
+    use_image_source = PythonExpression(["'", LaunchConfiguration('use_image_source'),
+                                         "'.lower() == 'true' and '", use_sim,
+                                         "'.lower() != 'true'"])
     # The nodes subscribe to `image` and `image/compressed`: remap both to the camera's
     # topics (image_transport names its compressed topic <image_topic>/compressed).
     camera_remaps = [('image', image_topic),
@@ -34,9 +49,15 @@ def generate_launch_description():
         DeclareLaunchArgument('use_image_source', default_value='true',
                               description='start the built-in image source; set false '
                                           'when a real camera publishes image_topic'),
+        DeclareLaunchArgument('use_sim', default_value='false',
+                              description='start the simulated robot: its camera on '
+                                          'image_topic, cmd_vel in, overview/odom out'),
         Node(package='vla_ros', executable='image_source', name='image_source',
              parameters=[params], remappings=camera_remaps, output='screen',
-             condition=IfCondition(LaunchConfiguration('use_image_source'))),
+             condition=IfCondition(use_image_source)),
+        Node(package='vla_ros', executable='sim', name='sim',
+             parameters=[params], remappings=[('image', image_topic)], output='screen',
+             condition=IfCondition(use_sim)),
         Node(package='vla_ros', executable='vla_node', name='vla_node',
              parameters=[params], remappings=camera_remaps, output='screen'),
         Node(package='vla_ros', executable='vqa_service', name='vqa_service',

@@ -50,15 +50,23 @@ def ros_executor(rclpy_init):
     node still attached is destroyed.
     """
     from rclpy.executors import MultiThreadedExecutor
+    from rclpy.task import Future
+
+    from vla_ros.ros.runner import stop_executor
 
     executor = MultiThreadedExecutor(num_threads=2, context=rclpy_init)
-    thread = threading.Thread(target=executor.spin, name='ros_executor', daemon=True)
+    # Spin until `done` rather than spin(): that returns without executor.shutdown(), so
+    # stop_executor can drain the pool first (shutdown() alone races rclpy 9.1's handlers).
+    done = Future()
+    thread = threading.Thread(target=executor.spin_until_future_complete, args=(done,),
+                              name='ros_executor', daemon=True)
     thread.start()
     try:
         yield executor
     finally:
         nodes = executor.get_nodes()
-        executor.shutdown(timeout_sec=5.0)
+        done.set_result(None)
         thread.join(timeout=5.0)
+        stop_executor(executor)
         for node in nodes:
             node.destroy_node()

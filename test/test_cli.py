@@ -74,6 +74,7 @@ def test_train_writes_checkpoint_metrics_and_curve(tmp_path):
     config = tmp_path / 'tiny.yaml'
     config.write_text(
         'steps: 4\neasy_vqa_images_per_step: 4\nscene_images_per_step: 2\nval_images: 10\n'
+        'action_samples_per_step: 4\n'
         'eval_every: 4\nmodel: {dim: 32, heads: 2, kv_heads: 1, kv_rank: 8, vision_layers: 1,'
         ' decoder_layers: 1}\n')
     vla_ros('train', '--config', str(config), '--out', str(tmp_path / 'ck'))

@@ -32,8 +32,8 @@ def cmd_train(args):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     metrics = train(cfg)
-    print(json.dumps({k: metrics[k] for k in ('steps_done', 'train_seconds', 'parameters',
-                                                  'val_accuracy')}))
+    keys = ('steps_done', 'train_seconds', 'parameters', 'val_accuracy')
+    print(json.dumps({k: metrics[k] for k in keys}))
     print(f'checkpoint written to {cfg.out}', file=sys.stderr)
 
 
@@ -101,8 +101,16 @@ def cmd_caption(args):
 
 
 def cmd_bench(args):
-    from .bench import benchmark_engine
-    report = benchmark_engine(_engine(args), runs=args.runs)
+    from .bench import benchmark_engine, benchmark_engines, machine_info
+    engine = _engine(args)
+    if args.compare:   # e.g. the attention ablation: both timed in one run, alternating
+        from .engine import InferenceEngine
+        others = [InferenceEngine(path, threads=args.threads) for path in args.compare]
+        reports = benchmark_engines([engine] + others, runs=args.runs)
+        report = {'engines': reports, 'runs': args.runs, 'threads': args.threads,
+                  **machine_info()}
+    else:
+        report = benchmark_engine(engine, runs=args.runs)
     print(json.dumps(report, indent=1) if args.json else
           '\n'.join(f'{k}: {v}' for k, v in report.items()))
 
@@ -116,7 +124,7 @@ def cmd_demo(args):
     except KeyboardInterrupt:  # Ctrl-C while torch/rclpy import: a clean stop too
         sys.exit(0)
     sys.exit(run_demo(args.duration, args.checkpoint or '', args.source or '',
-                      args.params_file or ''))
+                      args.params_file or '', sim=args.sim, sim_policy=args.sim_policy))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = with_model(sub.add_parser('bench', help='latency, memory and size at batch 1'))
     b.add_argument('--runs', type=int, default=300)
+    b.add_argument('--compare', nargs='+', metavar='CHECKPOINT',
+                   help='also time these checkpoints, alternating with the first')
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser('demo', help='run the ROS 2 nodes in one process and print results')
@@ -172,7 +182,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--source', help='image source: easy_vqa (default), scenes, camera, ...')
     d.add_argument('--params-file', dest='params_file',
                    help='ROS parameters YAML (default: config/vla_ros.yaml)')
+    d.add_argument('--sim', action='store_true',
+                   help='simulated robot as the camera, driven by instructions (issue 4)')
+    d.add_argument('--sim-policy', dest='sim_policy', choices=('model', 'expert'),
+                   default='model', help='who drives in --sim: the model (default) or the '
+                   'privileged expert (shows the loop before the action head is trained)')
     d.set_defaults(func=cmd_demo)
+
+    # `sim-eval` and `sim-record`: handlers in vla_ros/sim/commands.py
+    from .sim.commands import add_sim_eval, add_sim_record
+    add_sim_eval(sub)
+    add_sim_record(sub)
+
+    # `bag play|record|info|fixtures` and `eval-bag`: handlers in vla_ros/bag/cli_bag.py
+    from .bag.cli_bag import add_bag_commands
+    add_bag_commands(sub)
+
+    def cmd_bench_ros(args):   # imports rclpy only when run, like `demo`
+        try:
+            from .ros.bench_ros import main as bench_ros
+        except ImportError as e:
+            raise SystemExit(f'error: bench-ros needs ROS 2 ({e}); run scripts/setup.sh, '
+                             'then source scripts/env.sh')
+        sys.exit(bench_ros(args.calls, args.duration, args.json))
+
+    r = sub.add_parser('bench-ros', help='ROS benchmark: /vqa round trip vs an empty service, '
+                       'captions from a 30 Hz 640x480 camera, node memory')
+    r.add_argument('--calls', type=int, default=300, help='/vqa calls per series (default 300)')
+    r.add_argument('--duration', type=float, default=10.0,
+                   help='seconds of camera stream to count captions over (default 10)')
+    r.add_argument('--json', action='store_true', help='print JSON')
+    r.set_defaults(func=cmd_bench_ros)
     return p
 
 

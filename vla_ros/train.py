@@ -40,6 +40,11 @@ class TrainConfig:
     paraphrases_per_image: int = 2       # extra generated questions per easy-VQA image
     where_per_image: int = 1             # extra "where is the ..." question per easy-VQA image
     scene_questions_per_image: int = 8
+    # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed
+    # into the first steps they held VQA at the question-only floor (67% after 750 steps),
+    # so the action head needs a schedule or a second stage (issue 4, open).
+    action_samples_per_step: int = 0
+    action_loss_weight: float = 1.0
     camera_augment_prob: float = 0.3
     unknown_word_prob: float = 0.1       # insert a made-up word into a generated question
     lr: float = 2e-3
@@ -157,6 +162,26 @@ class BatchMaker:
         return ids, labels, torch.tensor([i for i, _ in encoded])
 
 
+def action_batch(tokenizer, rng, n: int):
+    """Simulator demonstrations -> (images, ids, lengths, velocity, done) tensors."""
+    from .sim.demonstrations import sample_batch
+    b = sample_batch(rng, n)
+    prompts = [[tok.ACTION] + tokenizer.encode(t) for t in b['instructions']]
+    lengths = torch.tensor([len(p) for p in prompts])
+    ids = torch.full((n, int(lengths.max())), tok.PAD, dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, :len(p)] = torch.tensor(p)
+    return (torch.from_numpy(b['images']), ids, lengths, torch.from_numpy(b['velocity']),
+            torch.from_numpy(b['done']))
+
+
+def action_loss(model, visual, ids, lengths, velocity, done):
+    """Behaviour cloning: MSE on the (tanh) velocities + BCE on the done logit."""
+    predicted, done_logit = model.act(visual, ids, lengths)
+    return (F.mse_loss(predicted, velocity)
+            + F.binary_cross_entropy_with_logits(done_logit, done))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -182,7 +207,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or 'pos' in n]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                              {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
-    history = {'step': [], 'loss': [], 'val_step': [], 'val_accuracy': []}
+    history = {'loss': [], 'text_loss': [], 'action_loss': [], 'val_step': [], 'val_accuracy': []}
     start = time.time()
     bar = tqdm(range(cfg.steps), disable=not progress, desc='train', unit='step')
     step = 0
@@ -191,7 +216,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             group['lr'] = lr_at(step, cfg)
         model.train()
         images, groups = batches.make()
-        visual = model.encode_image(images)                      # (B_images, Q, dim)
+        n_act = cfg.action_samples_per_step
+        if n_act:
+            act_images, act_ids, act_lengths, velocity, done = action_batch(tokenizer, rng, n_act)
+            images = torch.cat([images, act_images])
+        visual = model.encode_image(images)                      # (B_images + n_act, Q, dim)
+        if n_act:
+            visual, act_visual = visual[:-n_act], visual[-n_act:]
         loss_sum, count = 0.0, 0
         for ids, labels, index in groups:
             logits = model(visual[index], ids)                    # (N_seq, T, vocab)
@@ -199,11 +230,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                                                   ignore_index=-100, reduction='sum')
             count += int((labels != -100).sum())
         loss = loss_sum / count
+        history['text_loss'].append(loss.item())
+        if n_act:
+            a_loss = action_loss(model, act_visual, act_ids, act_lengths, velocity, done)
+            history['action_loss'].append(a_loss.item())
+            loss = loss + cfg.action_loss_weight * a_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        history['step'].append(step)
         history['loss'].append(loss.item())
         bar.set_postfix(loss=f'{loss.item():.4f}')
         minutes = (time.time() - start) / 60
@@ -224,9 +259,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                'val_accuracy': history['val_accuracy'][-1], 'torch': torch.__version__,
                'threads': cfg.threads, 'history': history}
     with open(os.path.join(cfg.out, 'metrics.json'), 'w') as f:
-        json.dump(metrics, f, indent=1)
+        f.write(metrics_json(metrics))
     plot_curves(history, os.path.join(cfg.out, 'training_curve.png'))
     return metrics
+
+
+def metrics_json(metrics: dict) -> str:
+    """Indented JSON, but each per-step history list on one line (it has 1000s of entries)."""
+    head = json.dumps({k: v for k, v in metrics.items() if k != 'history'}, indent=1)
+    rows = ',\n'.join(f'  "{k}": {json.dumps([round(x, 5) for x in v])}'
+                      for k, v in metrics['history'].items())
+    return head[:-2] + ',\n "history": {\n' + rows + '\n }\n}\n'
 
 
 def plot_curves(history: dict, path: str) -> None:
@@ -235,11 +278,15 @@ def plot_curves(history: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    loss = np.array(history['loss'])
-    k = max(1, len(loss) // 100)
-    smooth = np.convolve(loss, np.ones(k) / k, mode='valid')
-    ax[0].plot(np.arange(len(smooth)) + k - 1, smooth)
+    for name in ('text_loss', 'action_loss'):
+        loss = np.array(history[name])
+        if len(loss) == 0:
+            continue
+        k = max(1, len(loss) // 100)
+        smooth = np.convolve(loss, np.ones(k) / k, mode='valid')
+        ax[0].plot(np.arange(len(smooth)) + k - 1, smooth, label=name.replace('_', ' '))
     ax[0].set(title='training loss', xlabel='step', yscale='log')
+    ax[0].legend()
     ax[1].plot(np.array(history['val_step']) + 1, history['val_accuracy'], marker='o')
     ax[1].set(title='held-out train images: VQA accuracy', xlabel='step', ylim=(0, 1))
     fig.tight_layout()

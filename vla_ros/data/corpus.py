@@ -10,7 +10,8 @@ from .vocabulary import COLOR_NAMES, COLUMNS, NUMBER_WORDS, ROWS, SHAPES
 # and with it the checkpoint layout, does not change when actions are trained).
 INSTRUCTION_WORDS = ('go to drive move turn towards toward approach find reach face head '
                      'navigate stop halt please the a an and then left right forward back '
-                     'backward slowly quickly around spin wait')
+                     'backward slowly quickly around spin wait look grey turquoise disc box '
+                     'oblong round triangular now ok hey robot')
 CAPTION_WORDS = 'a small large in on at the center left right top bottom middle and nothing'
 
 

@@ -27,10 +27,15 @@ class VLAModel(nn.Module):
         hidden, _ = self.decoder(ids, visual)
         return self.decoder.logits(hidden)
 
-    def act(self, visual: torch.Tensor, ids: torch.Tensor):
-        """Velocity (B, 2) in [-1, 1] and done logit (B,) for `<act> instruction` ids (B, T)."""
-        hidden, _ = self.decoder(ids, visual)
-        return self.action(hidden[:, -1])
+    def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None):
+        """Velocity (B, 2) in [-1, 1] and done logit (B,) for `<act> instruction` ids (B, T).
+
+        `lengths` (B,) marks where right-padded instructions end (default: all T long).
+        """
+        hidden, _ = self.decoder(ids, visual)                     # (B, T, dim)
+        if lengths is None:
+            return self.action(hidden[:, -1])
+        return self.action(hidden[torch.arange(ids.shape[0]), lengths - 1])
 
     @torch.no_grad()
     def generate(self, visual: torch.Tensor, prompt: torch.Tensor, eos: int,

@@ -109,8 +109,12 @@ class DemoConsole(Node):
 
 
 def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
-             params_file: str = '', question_period: int = 3) -> int:
-    """Run the demo until Ctrl-C or for `duration` seconds (0 = until Ctrl-C); exit code."""
+             params_file: str = '', question_period: int = 3, sim: bool = False,
+             sim_policy: str = 'model') -> int:
+    """Run the demo until Ctrl-C or for `duration` seconds (0 = until Ctrl-C); exit code.
+
+    sim: the simulated robot is the camera and gets instructions (see sim_demo.py).
+    """
     try:
         params_file = params_file or config_file()
     except FileNotFoundError as e:
@@ -121,12 +125,17 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
     model = [Parameter('checkpoint', value=checkpoint)] if checkpoint else []
     nodes, executor = [], None
     try:
-        nodes.append(ImageSourceNode(
-            parameter_overrides=[Parameter('source', value=source)] if source else []))
-        nodes.append(VLANode(parameter_overrides=model))
+        if not sim:
+            nodes.append(ImageSourceNode(
+                parameter_overrides=[Parameter('source', value=source)] if source else []))
+        vla = VLANode(parameter_overrides=model)
+        nodes.append(vla)
         nodes.append(VQAServiceNode(parameter_overrides=model))
         console = DemoConsole(question_period)
         nodes.append(console)
+        if sim:
+            from .sim_demo import start_sim
+            nodes += start_sim(vla, sim_policy)
         # threads: two inference callbacks (caption/question, vqa) may each hold one
         executor = MultiThreadedExecutor(num_threads=6)
         for node in nodes:
@@ -143,7 +152,8 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
             pass
         stop_executor(executor)   # before the summary: lets in-flight callbacks print first
         executor = None
-        counts = ', '.join(f'{n} {k}' for k, n in console.counts.items())
+        counts = ', '.join(f'{n} {k}' for node in nodes if hasattr(node, 'counts')
+                           for k, n in node.counts.items())
         print(f'vla_ros demo: {counts} in {time.monotonic() - start:.1f} s', flush=True)
     except STARTUP_ERRORS as e:
         print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)

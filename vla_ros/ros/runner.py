@@ -45,8 +45,10 @@ def run_node(node_class, args=None) -> int:
         return 1
     node = executor = None
     try:
-        node = node_class()
+        # Executor first: a Ctrl-C while it is being built escapes rclpy 9.1's half-made
+        # Executor (no `_sigint_gc` yet); nodes log "ready" only after this point.
         executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        node = node_class()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -1,9 +1,11 @@
-"""VLA node: captions of the camera stream, and answers to questions about it.
+"""VLA node: captions of the camera stream, answers to questions about it, and velocity
+commands that follow an instruction.
 
 Subscribes `image` / `image/compressed` (latest frame cached, see camera_input.py) and
 `question` (std_msgs/String); publishes `caption` (vla_ros/Caption) at `caption_rate` Hz
 and one `answer` (vla_ros/Answer) per question. Both carry the header of the frame they
-describe.
+describe. Instruction following (`instruction` -> `cmd_vel`, `action_status`, the `stop`
+service, speed clamps and the frame watchdog) is wired by action_control.py.
 
 Threading: camera callbacks and inference are in separate callback groups, so on the
 multi-threaded executor (main() uses one) frames keep arriving while the model runs.
@@ -20,6 +22,7 @@ from std_msgs.msg import Header, String
 
 from ..msg import Answer, Caption
 from ..preprocess import ImageError
+from .action_control import ACTION_PARAMS, ActionControl
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .params import declare_parameters, OUTPUT_QOS, Param, param_values
 from .runner import run_node
@@ -31,7 +34,7 @@ PARAMS = (
           range=(1, 64)),
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
           range=(0.0, 100.0), dynamic=True),
-) + INPUT_PARAMS
+) + INPUT_PARAMS + ACTION_PARAMS
 
 
 class VLANode(Node):
@@ -54,6 +57,8 @@ class VLANode(Node):
         self._last_captioned = 0      # seq of the last frame captioned
         self._set_caption_rate(p['caption_rate'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        # Control ticks share the inference group: the model runs one call at a time.
+        self.actions = ActionControl(self, self.camera, self.engine, self.inference_group)
         self.get_logger().info(
             f'model {self.engine.checkpoint} ready in {time.perf_counter() - start:.1f} s; '
             f"listening on {self.camera.topics()}, captions at {p['caption_rate']:g} Hz")

@@ -1,0 +1,71 @@
+"""Behaviour-cloning samples: the documented fields, consistent labels, balance, determinism."""
+from collections import Counter
+import re
+
+import numpy as np
+
+from vla_ros.sim.demonstrations import sample_batch
+from vla_ros.sim.instructions import parse_instruction, TEMPLATES
+
+
+def test_batch_fields_and_ranges():
+    b = sample_batch(np.random.default_rng(0), 300)
+    assert set(b) == {'images', 'instructions', 'velocity', 'done', 'phase'}
+    assert b['images'].shape == (300, 64, 64, 3) and b['images'].dtype == np.uint8
+    assert b['velocity'].shape == (300, 2) and b['velocity'].dtype == np.float32
+    assert b['done'].shape == (300,) and b['done'].dtype == np.float32
+    assert len(b['instructions']) == len(b['phase']) == 300
+    assert np.abs(b['velocity']).max() <= 1.0 and set(np.unique(b['done'])) <= {0.0, 1.0}
+    assert sample_batch(np.random.default_rng(1), 5, image_size=32)['images'].shape[1:] == \
+        (32, 32, 3)
+
+
+def test_labels_agree_with_phase_and_instruction():
+    b = sample_batch(np.random.default_rng(1), 400)
+    for text, phase, (linear, angular), done in zip(b['instructions'], b['phase'],
+                                                    b['velocity'], b['done']):
+        goal = parse_instruction(text)   # every instruction is one the node would accept
+        assert (phase == 'stop') == (goal.kind == 'stop')
+        assert (done == 1) == (phase in ('done', 'stop')), (text, phase)
+        if done:
+            assert linear == angular == 0
+        if phase == 'search':
+            assert linear == 0 and angular > 0   # target behind: turn left
+        if goal.kind == 'face':
+            assert linear == 0
+
+
+def test_mix_of_kinds_and_phases_is_balanced():
+    b = sample_batch(np.random.default_rng(2), 1500)
+    phases = Counter(b['phase'])
+    for phase in ('search', 'far', 'near', 'turn', 'done', 'stop'):
+        assert phases[phase] / 1500 > 0.05, phases
+    assert 0.2 < b['done'].mean() < 0.5
+    moving = b['velocity'][:, 0] > 0.5
+    assert 0.15 < moving.mean() < 0.6, 'far states drive at speed'
+
+
+def held_out_phrase(text):
+    """The held-out template phrase in `text`, or None."""
+    phrases = [t.split('{t}')[0].strip() for _train, held in TEMPLATES.values() for t in held]
+    return next((p for p in phrases if re.search(rf'\b{p}\b', text)), None)
+
+
+def test_deterministic_for_a_generator_state_and_wordings_split():
+    a, b = (sample_batch(np.random.default_rng(3), 40) for _ in range(2))
+    assert np.array_equal(a['images'], b['images']) and a['instructions'] == b['instructions']
+    assert np.array_equal(a['velocity'], b['velocity'])
+    train = sample_batch(np.random.default_rng(4), 300)['instructions']
+    held = sample_batch(np.random.default_rng(4), 300, held_out=True)['instructions']
+    assert not [t for t in train if held_out_phrase(t)]
+    assert all(held_out_phrase(t) for t in held)
+
+
+def test_a_learner_can_drive_the_rollouts():
+    calls = []
+
+    def spinning(frame, instruction):
+        calls.append(instruction)
+        return 0.0, 1.0, 0.0
+    b = sample_batch(np.random.default_rng(5), 16, driver=spinning)
+    assert calls and len(b['instructions']) == 16

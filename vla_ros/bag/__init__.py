@@ -1,0 +1,1 @@
+"""ROS 2 bags without ROS: read, write, describe, generate test fixtures, score replays."""

@@ -1,0 +1,163 @@
+"""Instruction following for the VLA node: `instruction` in, `cmd_vel` and `action_status`
+out, a `stop` service, all behind the ROS-free ActionLoop (vla_ros/control/).
+
+- `instruction` (std_msgs/String) starts following it (or refuses it, with the reason);
+  a new instruction replaces the running one; "stop" stops.
+- `cmd_vel` (geometry_msgs/Twist) at `control_rate` Hz while running: the policy's
+  output for the newest camera frame, clamped to `max_linear` / `max_angular`, zero for
+  non-finite outputs; zero once when the episode ends (done, refused, timed out, stopped).
+- The watchdog zeroes `cmd_vel` within `frame_timeout` of the last camera frame; it runs
+  in its own callback group, so a slow or stuck model call cannot delay it.
+- `stop` (std_srvs/Trigger) halts at once, also in its own callback group.
+- `action_status` (vla_ros/ActionStatus) on every state change.
+
+Policy injection point: `policy` is a callable (rgb frame, instruction) -> (linear,
+angular, done) with velocities as fractions of the maximum speeds, by default the
+model's InferenceEngine.act. Tests and the simulated demo replace it (e.g. with a policy
+returning huge or NaN values) to check the safety properties independent of the model.
+"""
+import threading
+import time
+
+from geometry_msgs.msg import Twist
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+
+from ..control.action_loop import ActionLoop, REFUSED, RUNNING
+from ..control.velocity_safety import VelocityLimits, WATCHDOG_PERIOD_S
+from ..engine import QuestionError
+from ..msg import ActionStatus
+from ..preprocess import ImageError
+from ..sim.instructions import InstructionRefused
+from .camera_input import LOG_THROTTLE_S
+from .params import OUTPUT_QOS, Param, param_values
+
+ACTION_PARAMS = (
+    Param('control_rate', 10.0, 'cmd_vel commands per second while following an instruction',
+          range=(1.0, 100.0)),
+    Param('max_linear', 0.5, 'm/s: forward speed at the policy\'s full output, and the clamp '
+          '(0.5 is the simulated robot the model is trained on)', range=(0.0, 2.0), dynamic=True),
+    Param('max_angular', 1.5, 'rad/s: turn rate at the policy\'s full output, and the clamp',
+          range=(0.0, 6.0), dynamic=True),
+    Param('frame_timeout', 0.5, 'seconds: zero velocity is published within this time after '
+          'camera frames stop or go stale', range=(0.05, 10.0), dynamic=True),
+    Param('action_timeout', 60.0, 'seconds: an instruction not done by then times out',
+          range=(1.0, 3600.0), dynamic=True),
+    Param('done_threshold', 0.5, 'done probability at which the goal counts as reached',
+          range=(0.0, 1.0), dynamic=True),
+)
+
+
+class ActionControl:
+    """Wires an ActionLoop into `node` (which must have declared ACTION_PARAMS)."""
+
+    def __init__(self, node, camera, engine, inference_group):
+        self.node, self.camera = node, camera
+        self.policy = self._model_policy       # the injection point (see the module doc)
+        self._engine = engine
+        p = param_values(node, ACTION_PARAMS)
+        self.loop = ActionLoop(VelocityLimits(p['max_linear'], p['max_angular']),
+                               p['frame_timeout'], p['action_timeout'], p['done_threshold'],
+                               known_words=set(engine.tokenizer.index))
+        self._lock = threading.Lock()   # a decision and its publication happen together
+        self._frame_id = ''
+        safety = MutuallyExclusiveCallbackGroup()
+        self.cmd_pub = node.create_publisher(Twist, 'cmd_vel', 10)
+        self.status_pub = node.create_publisher(ActionStatus, 'action_status', OUTPUT_QOS)
+        node.create_subscription(String, 'instruction', self._on_instruction, 10,
+                                 callback_group=safety)
+        self.stop_service = node.create_service(Trigger, 'stop', self._on_stop,
+                                                callback_group=safety)
+        node.create_timer(WATCHDOG_PERIOD_S, self._watchdog, callback_group=safety)
+        node.create_timer(1.0 / p['control_rate'], self._control_tick,
+                          callback_group=inference_group)
+        node.add_post_set_parameters_callback(self._on_parameters_set)
+
+    def _model_policy(self, rgb, instruction):
+        result = self._engine.act(rgb, instruction)
+        return result.linear, result.angular, result.done
+
+    # -- publishing -------------------------------------------------------------------------
+    def _emit(self, out):
+        if out.command is not None:
+            twist = Twist()
+            twist.linear.x, twist.angular.z = out.command
+            self.cmd_pub.publish(twist)
+        if out.status is not None:
+            s = out.status
+            header = Header(stamp=self.node.get_clock().now().to_msg(), frame_id=self._frame_id)
+            self.status_pub.publish(ActionStatus(header=header, instruction=s.instruction,
+                                                 state=s.state, reason=s.reason,
+                                                 elapsed=s.elapsed))
+            text = f'{s.instruction!r}: {s.state}' + (f' ({s.reason})' if s.reason else '')
+            if s.state == REFUSED:   # (rclpy: one severity per logging call site)
+                self.node.get_logger().warning(text)
+            else:
+                self.node.get_logger().info(text)
+
+    def _frame_age(self, now):
+        frame = self.camera.cache.latest()
+        return frame, (frame.age(now) if frame is not None else None)
+
+    # -- callbacks (none raises: a failure stops the episode with the reason) ------------------
+    def _on_instruction(self, msg: String):
+        with self._lock:
+            self._emit(self.loop.start(msg.data, time.monotonic()))
+
+    def _on_stop(self, request, response):
+        with self._lock:
+            was = self.loop.instruction if self.loop.state == RUNNING else ''
+            self._emit(self.loop.stop(time.monotonic(), 'stop service'))
+        response.success = True
+        response.message = f'stopped {was!r}' if was else 'nothing running; zero velocity sent'
+        return response
+
+    def _watchdog(self):
+        with self._lock:
+            now = time.monotonic()
+            self._emit(self.loop.watchdog(now, self._frame_age(now)[1]))
+
+    def _control_tick(self):
+        with self._lock:
+            now = time.monotonic()
+            frame, age = self._frame_age(now)
+            episode, out = self.loop.before_act(now, age)
+            self._emit(out)
+            instruction = self.loop.instruction
+        if episode is None:
+            return
+        try:   # the slow part, outside the lock: stop and watchdog stay responsive
+            linear, angular, done = self.policy(frame.rgb(), instruction)
+        except (QuestionError, InstructionRefused) as e:   # e.g. too many tokens: not acted on
+            with self._lock:
+                self._emit(self.loop.fail(episode, time.monotonic(), str(e), REFUSED))
+            return
+        except ImageError as e:      # this frame is unusable; the next one may be fine
+            with self._lock:
+                self._emit(self.loop.hold(episode, time.monotonic(),
+                                          f'camera frame unusable: {e}; holding still'))
+            return
+        except Exception as e:  # noqa: BLE001 - a callback must not raise
+            self.node.get_logger().error(f'policy failed: {type(e).__name__}: {e}',
+                                         throttle_duration_sec=LOG_THROTTLE_S)
+            with self._lock:
+                self._emit(self.loop.fail(episode, time.monotonic(),
+                                          f'internal error: {type(e).__name__}: {e}'))
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._frame_id = frame.header.frame_id
+            self._emit(self.loop.after_act(episode, now, self._frame_age(now)[1],
+                                           linear, angular, done))
+
+    def _on_parameters_set(self, parameters):
+        names = {p.name for p in parameters}
+        p = param_values(self.node, ACTION_PARAMS)
+        with self._lock:
+            if names & {'max_linear', 'max_angular'}:
+                self.loop.limits = VelocityLimits(p['max_linear'], p['max_angular'])
+            if 'frame_timeout' in names:
+                self.loop.set_frame_timeout(p['frame_timeout'])
+            self.loop.episode_timeout = p['action_timeout']
+            self.loop.done_threshold = p['done_threshold']

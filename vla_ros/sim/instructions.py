@@ -1,0 +1,172 @@
+"""Instructions the robot follows: parse them into goals, ground them in a world, word them.
+
+Three kinds of goal: `goto` ("go to the red circle", "find the blue box"), `face` ("turn
+towards the green triangle", "look at the grey disc") and `stop`. A target is always a
+colour and a shape the model knows (vocabulary.py, with its synonyms: grey, turquoise,
+disc, box, oblong, round shape, triangular shape).
+
+Parsing is strict on purpose: every word must be understood, so "don't go to the red
+circle" or "go to the red circle, not the blue one" are refused rather than half-obeyed.
+A refusal is an InstructionRefused whose message says why.
+
+Every wording family has a *train* list and a *held-out* list (like data/questions.py):
+demonstrations only ever use the train lists, so held-out wordings measure whether the
+policy understood the words rather than memorised the sentences.
+"""
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..data.vocabulary import COLOR_NAMES, COLOR_SYNONYMS, SHAPE_SYNONYMS, SHAPES
+
+MAX_CHARS = 120
+KINDS = ('goto', 'face', 'stop')
+
+# word (or two-word phrase) -> canonical colour / shape
+COLOR_WORDS = {w: c for c in COLOR_NAMES for w in COLOR_SYNONYMS.get(c, (c,))}
+SHAPE_WORDS = {w: s for s in SHAPES for w in SHAPE_SYNONYMS.get(s, (s,))}
+VERBS = {'go': 'goto', 'drive': 'goto', 'move': 'goto', 'navigate': 'goto', 'head': 'goto',
+         'approach': 'goto', 'reach': 'goto', 'find': 'goto',
+         'turn': 'face', 'face': 'face', 'look': 'face',
+         'stop': 'stop', 'halt': 'stop', 'wait': 'stop'}
+FILLERS = {'to', 'towards', 'toward', 'at', 'the', 'a', 'an', 'and', 'please', 'now', 'robot',
+           'hey', 'ok'}
+# Known words for motions the action head does not do: refused with a specific reason.
+UNSUPPORTED = {'left', 'right', 'forward', 'back', 'backward', 'slowly', 'quickly', 'around',
+               'spin', 'then'}
+# Recognisably a colour or a shape, but not one the model knows.
+OTHER_COLORS = {'purple', 'orange', 'pink', 'white', 'cyan', 'magenta', 'violet', 'gold',
+                'silver', 'beige', 'navy', 'olive', 'maroon', 'lime'}
+OTHER_SHAPES = {'square', 'star', 'hexagon', 'pentagon', 'oval', 'ellipse', 'cube', 'ball',
+                'cone', 'diamond', 'heart', 'cross', 'sphere', 'cylinder', 'pyramid'}
+LEXICON = set(COLOR_WORDS) | {w for p in SHAPE_WORDS for w in p.split()} | set(VERBS) | FILLERS
+EXAMPLES = "e.g. 'go to the red circle', 'turn towards the blue triangle' or 'stop'"
+
+
+class InstructionRefused(ValueError):
+    """An instruction that will not be acted on; the message says why."""
+
+
+@dataclass(frozen=True)
+class Goal:
+    kind: str                      # goto | face | stop
+    color: Optional[str] = None    # canonical colour (None for stop)
+    shape: Optional[str] = None    # canonical shape (None for stop)
+
+    @property
+    def target(self) -> str:
+        return f'{self.color} {self.shape}'
+
+
+def words(text: str) -> list:
+    """Lower-case words of `text`, punctuation dropped (what the parser reads)."""
+    return re.findall(r'[^\W\d_]+', unicodedata.normalize('NFKC', text).lower())
+
+
+def parse_instruction(text: str) -> Goal:
+    """Instruction text -> Goal. Raises InstructionRefused with the reason."""
+    if not isinstance(text, str):
+        raise InstructionRefused(f'instruction must be text, got {type(text).__name__}')
+    if not text.strip():
+        raise InstructionRefused('instruction is empty')
+    if len(text.strip()) > MAX_CHARS:
+        raise InstructionRefused(f'instruction is {len(text.strip())} characters long; '
+                                 f'the limit is {MAX_CHARS}')
+    ws = words(text)
+    if not ws:
+        raise InstructionRefused(f'instruction has no words; {EXAMPLES}')
+    kinds, colors, shapes = set(), [], []
+    i = 0
+    while i < len(ws):
+        pair = ' '.join(ws[i:i + 2])
+        if pair in SHAPE_WORDS:          # two-word synonyms: "round shape", ...
+            shapes.append(SHAPE_WORDS[pair])
+            i += 2
+            continue
+        w = ws[i]
+        i += 1
+        if w in COLOR_WORDS:
+            colors.append(COLOR_WORDS[w])
+        elif w in SHAPE_WORDS:
+            shapes.append(SHAPE_WORDS[w])
+        elif w in VERBS:
+            kinds.add(VERBS[w])
+        elif w in FILLERS:
+            pass
+        elif w in OTHER_COLORS:
+            raise InstructionRefused(f"unknown colour '{w}'; known colours: "
+                                     + ', '.join(COLOR_NAMES))
+        elif w in OTHER_SHAPES:
+            raise InstructionRefused(f"unknown shape '{w}'; known shapes: " + ', '.join(SHAPES))
+        elif w in UNSUPPORTED:
+            raise InstructionRefused(f"'{w}': only going to or turning towards a named shape, "
+                                     f'or stopping, is supported; {EXAMPLES}')
+        else:
+            raise InstructionRefused(f"unknown word '{w}'; {EXAMPLES}")
+    if not kinds:
+        raise InstructionRefused(f'no action word (go to, turn towards, stop...); {EXAMPLES}')
+    if len(kinds) > 1:
+        raise InstructionRefused('mixes ' + ' and '.join(sorted(kinds)) + f' actions; {EXAMPLES}')
+    kind = kinds.pop()
+    if kind == 'stop':
+        if colors or shapes:
+            raise InstructionRefused("'stop' takes no target; to drive to a shape say "
+                                     "'go to the <colour> <shape>'")
+        return Goal('stop')
+    if len(colors) != 1 or len(shapes) != 1:
+        raise InstructionRefused(f'name exactly one colour and one shape (got {len(colors)} '
+                                 f'colour and {len(shapes)} shape words); {EXAMPLES}')
+    return Goal(kind, colors[0], shapes[0])
+
+
+def ground(goal: Goal, world) -> Optional[int]:
+    """Index of the goal's target in `world` (None for stop). Raises InstructionRefused."""
+    if goal.kind == 'stop':
+        return None
+    i = world.find(goal.color, goal.shape)
+    if i is None:
+        raise InstructionRefused(f'there is no {goal.target} here')
+    return i
+
+
+# -- wordings ---------------------------------------------------------------------------------
+# {t} is the target ("red circle", "grey box"); each kind has (train, held-out) lists.
+TEMPLATES = {
+    'goto': (
+        ['go to the {t}', 'drive to the {t}', 'move to the {t}', 'navigate to the {t}',
+         'head to the {t}', 'approach the {t}', 'reach the {t}', 'find the {t}',
+         'go towards the {t}', 'drive toward the {t}', 'go to a {t}', 'find a {t}'],
+        ['move towards the {t}', 'head toward the {t}', 'navigate towards the {t}',
+         'drive to a {t}', 'approach a {t}', 'go find the {t}']),
+    'face': (
+        ['turn towards the {t}', 'turn to the {t}', 'face the {t}', 'look at the {t}',
+         'turn toward the {t}'],
+        ['turn to face the {t}', 'turn and face the {t}', 'look at a {t}']),
+    'stop': (['stop', 'halt', 'stop now', 'please stop'],
+             ['wait', 'please wait']),
+}
+PREFIXES = ('', '', '', '', 'please ', 'robot, ', 'ok, ')
+SUFFIXES = ('', '', '', '', ' please', ' now', '.', '!')
+
+
+def target_words(rng: np.random.Generator, color: str, shape: str) -> str:
+    """'<colour> <shape>', usually canonical, sometimes a synonym."""
+    colors, shapes = COLOR_SYNONYMS.get(color, (color,)), SHAPE_SYNONYMS.get(shape, (shape,))
+    c = colors[rng.integers(len(colors))] if rng.random() < 0.3 else color
+    s = shapes[rng.integers(len(shapes))] if rng.random() < 0.2 else shape
+    return f'{c} {s}'
+
+
+def instruction_text(rng: np.random.Generator, goal: Goal, held_out: bool = False) -> str:
+    """A random wording of `goal` from the train (or held-out) templates."""
+    templates = TEMPLATES[goal.kind][1 if held_out else 0]
+    text = templates[rng.integers(len(templates))]
+    if goal.kind != 'stop':
+        text = text.replace('{t}', target_words(rng, goal.color, goal.shape))
+    prefix, suffix = PREFIXES[rng.integers(len(PREFIXES))], SUFFIXES[rng.integers(len(SUFFIXES))]
+    if prefix and text.startswith('please'):
+        prefix = ''
+    return prefix + text + ('' if suffix == ' please' and 'please' in text else suffix)
