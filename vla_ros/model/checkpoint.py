@@ -10,15 +10,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError  # noqa: F401 (re-exported: callers import it here)
 from ..tokenizer import Tokenizer
 from .config import ModelConfig
 from .vla_model import VLAModel
 
 CONFIG, WEIGHTS, TOKENIZER = 'config.json', 'model.safetensors', 'tokenizer.json'
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, corrupt, or does not fit the model it describes."""
 
 
 def save_checkpoint(model: VLAModel, tokenizer: Tokenizer, directory: str) -> None:

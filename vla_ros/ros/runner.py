@@ -3,7 +3,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-from ..model.checkpoint import CheckpointError
+from ..errors import CheckpointError
 from .frame_sources import SourceError
 
 # Errors a user can fix (a file, a config value): one log line and exit code 1, no traceback.
