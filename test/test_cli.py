@@ -83,3 +83,12 @@ def test_train_writes_checkpoint_metrics_and_curve(tmp_path):
                      'training_curve.png']
     metrics = json.loads((tmp_path / 'ck' / 'metrics.json').read_text())
     assert metrics['steps_done'] == 4 and len(metrics['history']['loss']) == 4
+    assert len(metrics['history']['action_loss']) == 4
+
+    # a second stage starts from that checkpoint (same tokenizer and architecture)
+    stage2 = tmp_path / 'stage2.yaml'
+    stage2.write_text(f"init_from: {tmp_path / 'ck'}\nsteps: 2\neasy_vqa_images_per_step: 2\n"
+                      'scene_images_per_step: 1\nval_images: 10\naction_samples_per_step: 4\n')
+    vla_ros('train', '--config', str(stage2), '--out', str(tmp_path / 'ck2'))
+    first = json.loads((tmp_path / 'ck' / 'config.json').read_text())
+    assert json.loads((tmp_path / 'ck2' / 'config.json').read_text()) == first

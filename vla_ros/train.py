@@ -26,7 +26,7 @@ from .data.questions import caption, generate_qa
 from .data.scenes import random_scene, render
 from .evaluate import evaluate_split
 from .model import ModelConfig, VLAModel
-from .model.checkpoint import save_checkpoint
+from .model.checkpoint import load_checkpoint, save_checkpoint
 from .preprocess import to_model_input
 
 
@@ -55,6 +55,7 @@ class TrainConfig:
     threads: int = 2
     max_minutes: Optional[float] = None  # stop early (e.g. for a quick experiment)
     out: str = 'models/vla_tiny'
+    init_from: Optional[str] = None      # start from this checkpoint (a second stage)
     model: dict = field(default_factory=dict)   # ModelConfig overrides
 
     @classmethod
@@ -196,9 +197,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
-    model_cfg = ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)})
-    model = VLAModel(model_cfg)
+    if cfg.init_from:
+        model, tokenizer = load_checkpoint(cfg.init_from)
+        model.train()
+    else:
+        tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
+        model = VLAModel(ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)}))
     split = load_split('train')
     rows = rng.permutation(len(split.images))
     val_rows, train_rows = np.sort(rows[:cfg.val_images]), rows[cfg.val_images:]
