@@ -71,7 +71,9 @@ class DemoConsole(Node):
         self.create_timer(1.0, self._tick)
 
     def _print(self, text: str):
-        print(text, file=self.out, flush=True)
+        # one write per line: callbacks print from several executor threads at once
+        self.out.write(text + '\n')
+        self.out.flush()
 
     def _on_caption(self, msg):
         self.counts['captions'] += 1
