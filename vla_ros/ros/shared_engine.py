@@ -9,6 +9,14 @@ import threading
 
 from ..engine import default_checkpoint, InferenceEngine, QuestionError
 from ..preprocess import ImageError
+from .params import Param
+
+# The parameters of every node that runs the model.
+ENGINE_PARAMS = (
+    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
+    Param('threads', 1, 'torch threads for inference (process-wide; keep small on a robot)',
+          range=(1, 64)),
+)
 
 _engines = {}
 _lock = threading.Lock()

@@ -26,12 +26,9 @@ from .action_control import ACTION_PARAMS, ActionControl
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .params import declare_parameters, OUTPUT_QOS, Param, param_values
 from .runner import run_node
-from .shared_engine import answer_latest, get_engine
+from .shared_engine import answer_latest, ENGINE_PARAMS, get_engine
 
-PARAMS = (
-    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
-    Param('threads', 1, 'torch threads for inference (process-wide; keep small on a robot)',
-          range=(1, 64)),
+PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
           range=(0.0, 100.0), dynamic=True),
 ) + INPUT_PARAMS + ACTION_PARAMS

@@ -17,15 +17,11 @@ from ..preprocess import ImageError
 from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, Param, param_values
+from .params import declare_parameters, param_values
 from .runner import run_node
-from .shared_engine import answer_latest, answer_or_error, get_engine
+from .shared_engine import answer_latest, answer_or_error, ENGINE_PARAMS, get_engine
 
-PARAMS = (
-    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
-    Param('threads', 1, 'torch threads for inference (process-wide; keep small on a robot)',
-          range=(1, 64)),
-) + INPUT_PARAMS
+PARAMS = ENGINE_PARAMS + INPUT_PARAMS
 
 
 class VQAServiceNode(Node):
