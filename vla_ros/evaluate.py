@@ -62,8 +62,7 @@ def evaluate_split(model, tokenizer, split, rows=None, images=None) -> dict:
     keep = None if rows is None else set(int(r) for r in rows)
     questions = [x for x in split.questions if keep is None or x[2] in keep]
     visual = encode_images(model, split.images if images is None else images)
-    from .train import vqa_prompt
-    prompts = [(vqa_prompt(tokenizer, q), i) for q, _a, i in questions]
+    prompts = [(tokenizer.question_prompt(q), i) for q, _a, i in questions]
     predictions = [text for text, _c in generate_batched(model, tokenizer, visual, prompts)]
     model.train(was_training)
     report = accuracy_report(questions, predictions)

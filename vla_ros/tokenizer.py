@@ -69,6 +69,10 @@ class Tokenizer:
         text = ' '.join(words)
         return re.sub(r" ([.,?!'])", r'\1', text)
 
+    def question_prompt(self, question: str) -> list:
+        """`<q> question <a>`: the prompt after which the decoder writes the answer."""
+        return [QUESTION] + self.encode(question) + [ANSWER]
+
     def to_json(self) -> str:
         return json.dumps({'words': self.vocab[len(SPECIALS) + 256:]})
 

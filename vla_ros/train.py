@@ -75,14 +75,6 @@ def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
     return full[:-1], labels
 
 
-def vqa_prompt(tokenizer, question: str):
-    return [tok.QUESTION] + tokenizer.encode(question) + [tok.ANSWER]
-
-
-def caption_prompt():
-    return [tok.CAPTION]
-
-
 class BatchMaker:
     """Assembles (images, token ids, labels, image index per sequence) for one step."""
 
