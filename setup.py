@@ -18,6 +18,6 @@ setup(
     extras_require={'train': ['easy-vqa', 'tqdm', 'matplotlib'],
                     'test': ['pytest', 'hypothesis']},
     data_files=[('share/vla_ros/models/vla_tiny', glob.glob('models/vla_tiny/*')),
-                ('share/vla_ros/config', glob.glob('config/*.yaml'))],
+                ('share/vla_ros/config', glob.glob('config/*.yaml') + glob.glob('config/*.xml'))],
     entry_points={'console_scripts': ['vla-ros = vla_ros.cli:main']},
 )

@@ -21,15 +21,19 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 
 def generate_launch_description():
-    default_params = os.path.join(get_package_share_directory('vla_ros'), 'config',
-                                  'vla_ros.yaml')
+    config_dir = os.path.join(get_package_share_directory('vla_ros'), 'config')
+    default_params = os.path.join(config_dir, 'vla_ros.yaml')
+    # Big raw frames need a bigger Fast DDS shared-memory segment (see the XML); a profile
+    # the user already chose wins. Affects only the processes started here.
+    dds_profile = os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.path.join(
+        config_dir, 'fastdds_large_frames.xml')
     params = LaunchConfiguration('params_file')
     image_topic = LaunchConfiguration('image_topic')
     use_sim = LaunchConfiguration('use_sim')
@@ -42,6 +46,7 @@ def generate_launch_description():
     camera_remaps = [('image', image_topic),
                      ('image/compressed', [image_topic, '/compressed'])]
     return LaunchDescription([
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', dds_profile),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters of all nodes (node-name keyed YAML)'),
         DeclareLaunchArgument('image_topic', default_value='/image',

@@ -31,4 +31,8 @@ if [[ -d $VIRTUAL_ENV/share/ament_index ]]; then
   # 239.255.0.1 on eth0). Export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET to talk to a robot.
   export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 fi
+# Camera-sized frames between processes: Fast DDS's default shared-memory segment (512 KB)
+# is smaller than a 640x480 frame, and best-effort readers lose most of the UDP-fragmented
+# rest. config/fastdds_large_frames.xml explains; an existing choice is kept.
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_vla_root/config/fastdds_large_frames.xml}
 unset _vla_root _vla_nounset

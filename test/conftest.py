@@ -44,19 +44,17 @@ def rclpy_init():
 
 @pytest.fixture
 def ros_executor(rclpy_init):
-    """A MultiThreadedExecutor spinning in a background thread.
+    """The nodes' executor (runner.make_executor) spinning in a background thread.
 
     Add nodes with ``ros_executor.add_node(node)``; at teardown the executor stops and every
     node still attached is destroyed.
     """
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.task import Future
 
-    from vla_ros.ros.runner import stop_executor
+    from vla_ros.ros.runner import make_executor, stop_executor
 
-    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_init)
-    # Spin until `done` rather than spin(): that returns without executor.shutdown(), so
-    # stop_executor can drain the pool first (shutdown() alone races rclpy 9.1's handlers).
+    executor = make_executor(context=rclpy_init)
+    # Spin until `done` rather than spin(): the thread ends before the executor shuts down.
     done = Future()
     thread = threading.Thread(target=executor.spin_until_future_complete, args=(done,),
                               name='ros_executor', daemon=True)

@@ -7,7 +7,6 @@ last camera frame); every other wait is a generous upper bound against hangs.
 """
 import json
 import math
-import os
 import threading
 import time
 
@@ -16,16 +15,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-# Quarantined: these DDS tests are flaky on the 2-core CI machine (the sim node's timer
-# stalls inside the two-executor fixture; cause under investigation, see issue 4's note).
-# The safety logic itself is unit-tested in test_velocity_safety.py. Run them with
-# VLA_ROS_SIM_DDS_TESTS=1.
-QUARANTINE = pytest.mark.skipif(os.environ.get('VLA_ROS_SIM_DDS_TESTS') != '1',
-                                reason='flaky sim DDS tests, opt in with VLA_ROS_SIM_DDS_TESTS=1')
-
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.task import Future  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -34,14 +25,13 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from vla_ros.msg import ActionStatus  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
-from vla_ros.ros.runner import stop_executor  # noqa: E402
+from vla_ros.ros.runner import make_executor, stop_executor  # noqa: E402
 from vla_ros.ros.sim_demo import SimExpert  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, SimNode  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
 
 # An exception escaping a callback kills the executor thread: make that a test failure.
-pytestmark = [QUARANTINE,
-              pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
+pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
 TIMEOUT_S = 20.0
 FRAME = np.full((64, 64, 3), 240, np.uint8)
 
@@ -57,7 +47,7 @@ def wait_for(condition, what, timeout=TIMEOUT_S):
 def graph(rclpy_init):
     """Two executors in their own threads: one for the nodes under test, one for the probe,
     so the probe hears messages when they arrive even while the nodes are busy."""
-    executors = [MultiThreadedExecutor(num_threads=4), MultiThreadedExecutor(num_threads=2)]
+    executors = [make_executor(), make_executor()]
     done = Future()   # spin until done, then drain (as conftest's ros_executor does)
     threads = [threading.Thread(target=e.spin_until_future_complete, args=(done,), daemon=True)
                for e in executors]

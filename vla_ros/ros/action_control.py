@@ -6,9 +6,10 @@ out, a `stop` service, all behind the ROS-free ActionLoop (vla_ros/control/).
 - `cmd_vel` (geometry_msgs/Twist) at `control_rate` Hz while running: the policy's
   output for the newest camera frame, clamped to `max_linear` / `max_angular`, zero for
   non-finite outputs; zero once when the episode ends (done, refused, timed out, stopped).
-- The watchdog zeroes `cmd_vel` within `frame_timeout` of the last camera frame; it runs
-  in its own callback group, so a slow or stuck model call cannot delay it.
-- `stop` (std_srvs/Trigger) halts at once, also in its own callback group.
+- The watchdog zeroes `cmd_vel` within `frame_timeout` of the last camera frame. It runs
+  on its own thread, not on the executor, so a slow or stuck model call cannot delay it
+  (a stuck call also stops frames from being taken, so they go stale and it fires).
+- `stop` (std_srvs/Trigger) halts at once.
 - `action_status` (vla_ros/ActionStatus) on every state change.
 
 Policy injection point: `policy` is a callable (rgb frame, instruction) -> (linear,
@@ -20,7 +21,6 @@ import threading
 import time
 
 from geometry_msgs.msg import Twist
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -52,7 +52,7 @@ ACTION_PARAMS = (
 class ActionControl:
     """Wires an ActionLoop into `node` (which must have declared ACTION_PARAMS)."""
 
-    def __init__(self, node, camera, engine, inference_group):
+    def __init__(self, node, camera, engine):
         self.node, self.camera = node, camera
         self.policy = self._model_policy       # the injection point (see the module doc)
         self._engine = engine
@@ -62,17 +62,21 @@ class ActionControl:
                                known_words=set(engine.tokenizer.index))
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''
-        safety = MutuallyExclusiveCallbackGroup()
         self.cmd_pub = node.create_publisher(Twist, 'cmd_vel', 10)
         self.status_pub = node.create_publisher(ActionStatus, 'action_status', OUTPUT_QOS)
-        node.create_subscription(String, 'instruction', self._on_instruction, 10,
-                                 callback_group=safety)
-        self.stop_service = node.create_service(Trigger, 'stop', self._on_stop,
-                                                callback_group=safety)
-        node.create_timer(WATCHDOG_PERIOD_S, self._watchdog, callback_group=safety)
-        node.create_timer(1.0 / p['control_rate'], self._control_tick,
-                          callback_group=inference_group)
+        node.create_subscription(String, 'instruction', self._on_instruction, 10)
+        self.stop_service = node.create_service(Trigger, 'stop', self._on_stop)
+        node.create_timer(1.0 / p['control_rate'], self._control_tick)
         node.add_post_set_parameters_callback(self._on_parameters_set)
+        self._closed = threading.Event()
+        self._watchdog_thread = threading.Thread(target=self._watch, daemon=True,
+                                                 name=f'{node.get_name()}_watchdog')
+        self._watchdog_thread.start()
+
+    def close(self):
+        """Stop the watchdog thread (before the node and its publisher are destroyed)."""
+        self._closed.set()
+        self._watchdog_thread.join(timeout=1.0)
 
     def _model_policy(self, rgb, instruction):
         result = self._engine.act(rgb, instruction)
@@ -113,10 +117,15 @@ class ActionControl:
         response.message = f'stopped {was!r}' if was else 'nothing running; zero velocity sent'
         return response
 
-    def _watchdog(self):
-        with self._lock:
-            now = time.monotonic()
-            self._emit(self.loop.watchdog(now, self._frame_age(now)[1]))
+    def _watch(self):
+        while not self._closed.wait(WATCHDOG_PERIOD_S):
+            try:
+                with self._lock:
+                    now = time.monotonic()
+                    self._emit(self.loop.watchdog(now, self._frame_age(now)[1]))
+            except Exception as e:  # noqa: BLE001 - the watchdog must outlive any error
+                self.node.get_logger().error(f'watchdog: {type(e).__name__}: {e}',
+                                             throttle_duration_sec=LOG_THROTTLE_S)
 
     def _control_tick(self):
         with self._lock:

@@ -25,7 +25,6 @@ from itertools import count
 from typing import Optional
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -38,7 +37,7 @@ from ..srv import VQA
 from .bag_player import BagPlayer
 from .bag_recorder import BagRecorder
 from .params import OUTPUT_QOS
-from .runner import stop_executor
+from .runner import make_executor, stop_executor
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
 
@@ -155,16 +154,16 @@ def bag_inputs(bag, image_topic=None, question_topic=None, expected=None):
 
 
 class ReplayRig:
-    """VLANode + VQAServiceNode + EvalProbe on a background executor; replay() bags in.
+    """VLANode + VQAServiceNode + EvalProbe, each spun by its own executor thread (as
+their own processes would be); replay() bags in.
 
     Needs rclpy initialised. Use as a context manager, or call close().
     """
 
     def __init__(self, checkpoint: str = '', threads: int = 1,
-                 caption_rate: float = DEFAULT_CAPTION_RATE, namespace: Optional[str] = None,
-                 executor_threads: int = 6):
+                 caption_rate: float = DEFAULT_CAPTION_RATE, namespace: Optional[str] = None):
         self.namespace = namespace or f'/vla_eval_{os.getpid()}_{next(_rigs)}'
-        self._thread = None
+        self._threads = []
         model = [Parameter('checkpoint', value=checkpoint), Parameter('threads', value=threads)]
         ns = {'namespace': self.namespace}
         self.nodes = []
@@ -177,20 +176,25 @@ class ReplayRig:
             self._destroy_nodes()
             raise
         self.checkpoint = self.vla.engine.checkpoint
-        self.executor = MultiThreadedExecutor(num_threads=executor_threads)
-        for node in self.nodes:
-            self.executor.add_node(node)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name='replay_rig', daemon=True)
-        self._thread.start()
+        self.executors = []
+        for node in self.nodes:
+            executor = make_executor()
+            executor.add_node(node)
+            self.executors.append(executor)
+            self._threads.append(threading.Thread(target=self._spin, args=(executor,),
+                                                  name=f'rig_{node.get_name()}', daemon=True))
+        self.executor = self.executors[-1]   # the probe's: recorders join it
+        for thread in self._threads:
+            thread.start()
 
     def _add(self, node):
         self.nodes.append(node)
         return node
 
-    def _spin(self):
+    def _spin(self, executor):
         while not self._stop.is_set() and rclpy.ok():
-            self.executor.spin_once(timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
 
     def replay(self, bag, rate: float = 1.0, image_topic=None, question_topic=None,
                expected=None, record=None, storage: str = 'mcap', golden=None,
@@ -322,11 +326,13 @@ class ReplayRig:
         self.nodes = []
 
     def close(self):
-        if self._thread is not None:
+        if self._threads:
             self._stop.set()
-            self._thread.join(timeout=10.0)
-            self._thread = None
-            stop_executor(self.executor)
+            for thread in self._threads:
+                thread.join(timeout=10.0)
+            self._threads = []
+            for executor in self.executors:
+                stop_executor(executor)
         self._destroy_nodes()
 
     def __enter__(self):

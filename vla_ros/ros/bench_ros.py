@@ -29,9 +29,8 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import (
-    ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor)
+    ExternalShutdownException, SingleThreadedExecutor)
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -46,7 +45,6 @@ CAPTION_RATE = 30.0         # the camera's rate: the node captions as fast as it
 CAPTION_WARMUP_S = 1.0      # streaming before the caption window opens
 CAPTION_GRACE_S = 0.5       # listening after it closes, for the last frames' captions
 NODE_THREADS = 1            # torch threads in the nodes (their default)
-NODE_EXECUTOR_THREADS = 4   # runner.EXECUTOR_THREADS (not imported: runner imports torch)
 START_TIMEOUT_S = 90.0      # node start-up (imports torch) on a loaded 2-core machine
 CALL_TIMEOUT_S = 10.0       # a call that takes longer counts as unanswered
 TARGET_P50_MS = 10.0        # issue 3: /vqa p50 end to end
@@ -58,14 +56,13 @@ class BenchError(RuntimeError):
 
 # -- the empty service (the floor), run as its own process --------------------------------
 class EmptyVQANode(Node):
-    """`empty_vqa`: the VQA service type answering at once, in the same kind of callback
-    group and executor as the real service, so the difference between the two round
-    trips is the work the real node does."""
+    """`empty_vqa`: the VQA service type answering at once, on the same kind of executor
+    as the real service (runner.py's single-threaded one), so the difference between the
+    two round trips is the work the real node does."""
 
     def __init__(self):
         super().__init__('bench_empty_vqa')
-        self.create_service(VQA, 'empty_vqa', self._on_request,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(VQA, 'empty_vqa', self._on_request)
 
     def _on_request(self, request, response):
         response.success, response.answer = True, 'yes'
@@ -75,15 +72,13 @@ class EmptyVQANode(Node):
 def empty_service_main(args=None) -> int:
     rclpy.init(args=args)
     node = EmptyVQANode()
-    executor = MultiThreadedExecutor(num_threads=NODE_EXECUTOR_THREADS)
+    executor = SingleThreadedExecutor()   # = runner.make_executor (runner imports torch)
     executor.add_node(node)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        # runner.stop_executor's drain, inline (see NODE_EXECUTOR_THREADS)
-        executor._executor.shutdown(wait=True)
         executor.shutdown(timeout_sec=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
@@ -449,8 +444,8 @@ def _machine() -> dict:
     return {'cpu': cpu, 'cores': os.cpu_count(), 'python': platform.python_version(),
             'rmw': os.environ.get('RMW_IMPLEMENTATION', '(default)'),
             'omp_num_threads': os.environ.get('OMP_NUM_THREADS', '(unset)'),
-            'node_torch_threads': NODE_THREADS,
-            'node_executor_threads': NODE_EXECUTOR_THREADS}
+            'node_torch_threads': NODE_THREADS, 'node_executor': 'single-threaded',
+            'dds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(none)')}
 
 
 def _isolate():

@@ -38,7 +38,7 @@ class CameraInput:
     callbacks never raise. `node` must have declared INPUT_PARAMS.
     """
 
-    def __init__(self, node, callback_group=None):
+    def __init__(self, node):
         self.node = node
         self.cache = FrameCache()
         p = param_values(node, INPUT_PARAMS)
@@ -46,11 +46,10 @@ class CameraInput:
         self.subscriptions = []
         if p['image_transport'] in ('raw', 'both'):
             self.subscriptions.append(node.create_subscription(
-                Image, IMAGE_TOPIC, self._on_image, qos, callback_group=callback_group))
+                Image, IMAGE_TOPIC, self._on_image, qos))
         if p['image_transport'] in ('compressed', 'both'):
             self.subscriptions.append(node.create_subscription(
-                CompressedImage, COMPRESSED_TOPIC, self._on_compressed, qos,
-                callback_group=callback_group))
+                CompressedImage, COMPRESSED_TOPIC, self._on_compressed, qos))
 
     def topics(self) -> str:
         return ' / '.join(s.topic_name for s in self.subscriptions)

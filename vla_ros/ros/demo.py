@@ -11,7 +11,6 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -21,7 +20,7 @@ from ..msg import Answer, Caption
 from ..srv import VQA
 from .image_source_node import ImageSourceNode
 from .params import OUTPUT_QOS
-from .runner import init_or_explain, STARTUP_ERRORS, stop_executor
+from .runner import init_or_explain, make_executor, shutting_down, STARTUP_ERRORS, stop_executor
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
 
@@ -138,8 +137,7 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         if sim:
             from .sim_demo import start_sim
             nodes += start_sim(vla, sim_policy)
-        # threads: two inference callbacks (caption/question, vqa) may each hold one
-        executor = MultiThreadedExecutor(num_threads=6)
+        executor = make_executor()
         for node in nodes:
             executor.add_node(node)
         print(f'vla_ros demo: parameters from {params_file}; '
@@ -150,8 +148,9 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
                 executor.spin_until_future_complete(Future(), timeout_sec=duration)
             else:
                 executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
+        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - only shutdown is expected
+            if not shutting_down(e):
+                raise
         stop_executor(executor)   # before the summary: lets in-flight callbacks print first
         executor = None
         counts = ', '.join(f'{n} {k}' for node in nodes if hasattr(node, 'counts')
@@ -160,8 +159,9 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
     except STARTUP_ERRORS as e:
         print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, ExternalShutdownException):   # stopped while starting up
-        pass
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - e.g. stopped while starting
+        if not shutting_down(e):
+            raise
     finally:
         if executor is not None:
             stop_executor(executor)

@@ -1,7 +1,15 @@
-"""The body of every node's `main()`: init, spin on a multi-threaded executor, clean exit."""
+"""The body of every node's `main()`: init, spin, clean exit.
+
+Every vla_ros process spins a SingleThreadedExecutor. rclpy's MultiThreadedExecutor was
+tried first and dropped: on these machines its timers intermittently stopped firing (a
+50 Hz timer stepped twice a second) while it burned a core re-polling the wait set, the
+behaviour reported in ros2/rclpy#1223. Callbacks here are short (a model call is a few
+ms), and what must not wait for them, the velocity watchdog, runs on its own thread
+(action_control.py).
+"""
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..errors import CheckpointError
 from .frame_sources import SourceError
@@ -9,23 +17,22 @@ from .frame_sources import SourceError
 # Errors a user can fix (a file, a config value): one log line and exit code 1, no traceback.
 STARTUP_ERRORS = (CheckpointError, ParameterException, SourceError)
 
-# Camera callbacks, inference and services run side by side; inference holds one thread.
-EXECUTOR_THREADS = 4
+
+def make_executor(context=None) -> SingleThreadedExecutor:
+    """The executor every vla_ros process (and test rig) spins; see the module doc."""
+    return SingleThreadedExecutor(context=context)
 
 
 def stop_executor(executor, timeout_sec: float = 5.0) -> None:
-    """Shut `executor` down once the callbacks it has already dispatched have run.
-
-    Call it after spin has returned. Works around rclpy 9.1 (Kilted): shutdown() destroys
-    the executor's guard condition while handlers are still queued in the worker pool;
-    they then fail with InvalidHandle and print "The following exception was never
-    retrieved" at exit. Draining the pool first (a private attribute, hence getattr)
-    avoids that; the SingleThreadedExecutor has no pool and needs nothing.
-    """
-    pool = getattr(executor, '_executor', None)
-    if pool is not None:
-        pool.shutdown(wait=True)
+    """Shut `executor` down after spin has returned (or its spinning thread was joined)."""
     executor.shutdown(timeout_sec=timeout_sec)
+
+
+def shutting_down(error: Exception) -> bool:
+    """True for the errors rclpy raises from spin() when Ctrl-C shut the context down
+    between two waits (e.g. RCLError "failed to initialize wait set: the given context
+    is not valid"): an orderly exit, not a failure."""
+    return isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
 
 
 def init_or_explain(args, name: str) -> bool:
@@ -47,15 +54,16 @@ def run_node(node_class, args=None) -> int:
     try:
         # Executor first: a Ctrl-C while it is being built escapes rclpy 9.1's half-made
         # Executor (no `_sigint_gc` yet); nodes log "ready" only after this point.
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor = make_executor()
         node = node_class()
         executor.add_node(node)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     except STARTUP_ERRORS as e:
         rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
         return 1
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - only shutdown is expected
+        if not shutting_down(e):
+            raise
     finally:
         if executor is not None:
             stop_executor(executor)

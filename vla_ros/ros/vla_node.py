@@ -7,16 +7,15 @@ and one `answer` (vla_ros/Answer) per question. Both carry the header of the fra
 describe. Instruction following (`instruction` -> `cmd_vel`, `action_status`, the `stop`
 service, speed clamps and the frame watchdog) is wired by action_control.py.
 
-Threading: camera callbacks and inference are in separate callback groups, so on the
-multi-threaded executor (main() uses one) frames keep arriving while the model runs.
-Captioning and question answering share one mutually exclusive group: a caption tick
-that comes while the model is busy is skipped, never queued, and each caption uses
-the newest frame. A frame is captioned at most once (a still camera yields no new
-captions), so `caption_rate` is an upper bound.
+Threading: one single-threaded executor (runner.py says why), so the model runs one
+call at a time; camera frames that arrive meanwhile wait in the depth-1 subscription
+queue, and each caption uses the newest frame. A caption tick that comes while the
+model is busy runs late rather than queueing up. A frame is captioned at most once (a
+still camera yields no new captions), so `caption_rate` is an upper bound. Only the
+velocity watchdog has its own thread.
 """
 import time
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Header, String
 
@@ -43,19 +42,16 @@ class VLANode(Node):
         p = param_values(self, PARAMS)
         start = time.perf_counter()
         self.engine = get_engine(p['checkpoint'], p['threads'])
-        self.camera = CameraInput(self, MutuallyExclusiveCallbackGroup())
-        self.inference_group = MutuallyExclusiveCallbackGroup()
+        self.camera = CameraInput(self)
         self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
         self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)
         # Questions are commands: reliable and queued (depth 10), unlike camera frames.
-        self.create_subscription(String, 'question', self._on_question, 10,
-                                 callback_group=self.inference_group)
+        self.create_subscription(String, 'question', self._on_question, 10)
         self.caption_timer = None
         self._last_captioned = 0      # seq of the last frame captioned
         self._set_caption_rate(p['caption_rate'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
-        # Control ticks share the inference group: the model runs one call at a time.
-        self.actions = ActionControl(self, self.camera, self.engine, self.inference_group)
+        self.actions = ActionControl(self, self.camera, self.engine)
         self.get_logger().info(
             f'model {self.engine.checkpoint} ready in {time.perf_counter() - start:.1f} s; '
             f"listening on {self.camera.topics()}, captions at {p['caption_rate']:g} Hz")
@@ -66,8 +62,7 @@ class VLANode(Node):
             self.destroy_timer(self.caption_timer)
             self.caption_timer = None
         if rate > 0:
-            self.caption_timer = self.create_timer(1.0 / rate, self._caption_latest,
-                                                   callback_group=self.inference_group)
+            self.caption_timer = self.create_timer(1.0 / rate, self._caption_latest)
 
     def _on_parameters_set(self, parameters):
         for param in parameters:
@@ -92,6 +87,10 @@ class VLANode(Node):
         self.caption_pub.publish(Caption(header=frame.header, caption=result.text,
                                          confidence=result.confidence,
                                          latency_ms=result.latency_ms))
+
+    def destroy_node(self):
+        self.actions.close()
+        return super().destroy_node()
 
     # -- questions --------------------------------------------------------------------------
     def _on_question(self, msg: String):

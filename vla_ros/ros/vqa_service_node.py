@@ -5,12 +5,11 @@ this node's own `image` / `image/compressed` subscriptions. Every failure (empty
 no frame, frame older than `max_frame_age`, undecodable image) is a response with
 `success: false` and the reason in `error`; the call never hangs waiting for a frame.
 
-Threading: the service runs in its own callback group, apart from the camera callbacks,
-so on the multi-threaded executor (main() uses one) frames keep arriving while it answers.
+Threading: one single-threaded executor (runner.py): requests are answered one at a time,
+in arrival order, and frames that arrive meanwhile wait in the depth-1 camera queue.
 """
 import time
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from ..preprocess import ImageError
@@ -32,10 +31,9 @@ class VQAServiceNode(Node):
         declare_parameters(self, PARAMS)
         p = param_values(self, PARAMS)
         self.engine = get_engine(p['checkpoint'], p['threads'])
-        self.camera = CameraInput(self, MutuallyExclusiveCallbackGroup())
+        self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
-        self.service = self.create_service(VQA, 'vqa', self._on_request,
-                                           callback_group=MutuallyExclusiveCallbackGroup())
+        self.service = self.create_service(VQA, 'vqa', self._on_request)
         self.get_logger().info(f'serving {self.service.service_name} with model '
                                f'{self.engine.checkpoint}; frames from {self.camera.topics()}')
 
