@@ -4,6 +4,7 @@ ROS users build with colcon instead (CMakeLists.txt); both routes install the sa
 `vla_ros` Python package.
 """
 import glob
+import os
 
 from setuptools import find_packages, setup
 
@@ -16,8 +17,13 @@ setup(
     packages=find_packages(include=['vla_ros', 'vla_ros.*']),
     install_requires=['numpy', 'opencv-python-headless', 'pyyaml', 'safetensors', 'torch'],
     extras_require={'train': ['easy-vqa', 'tqdm', 'matplotlib'],
-                    'test': ['pytest', 'hypothesis']},
-    data_files=[('share/vla_ros/models/vla_tiny', glob.glob('models/vla_tiny/*')),
+                    'test': ['pytest', 'hypothesis'],
+                    # the onnxruntime backend and `vla-ros export`; a torch-free install:
+                    # pip install --no-deps -e . && pip install -r requirements-runtime.txt
+                    'onnx': ['onnxruntime', 'onnx']},
+    data_files=[('share/vla_ros/models/vla_tiny',
+                 [f for f in glob.glob('models/vla_tiny/*') if os.path.isfile(f)]),
+                ('share/vla_ros/models/vla_tiny/onnx', glob.glob('models/vla_tiny/onnx/*')),
                 ('share/vla_ros/config', glob.glob('config/*.yaml') + glob.glob('config/*.xml'))],
     entry_points={'console_scripts': ['vla-ros = vla_ros.cli:main']},
 )

@@ -5,6 +5,7 @@ service, parameters from config/.
     ros2 launch vla_ros demo.launch.py image_topic:=/camera/image_raw use_image_source:=false
     ros2 service call /vqa vla_ros/srv/VQA "{question: 'what color is the shape?'}"
     ros2 topic echo /caption
+    # the operator page: http://127.0.0.1:8080 (use_web:=false to leave it out)
 
 With the simulated robot (it publishes the camera on image_topic, the map on /overview):
 
@@ -25,6 +26,11 @@ from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
+
+
+def enclave(node_name: str) -> list:
+    """SROS2 enclave /vla_ros/<node>; ignored unless ROS_SECURITY_ENABLE=true (README)."""
+    return ['--enclave', f'/vla_ros/{node_name}']
 
 
 def generate_launch_description():
@@ -54,17 +60,27 @@ def generate_launch_description():
         DeclareLaunchArgument('use_image_source', default_value='true',
                               description='start the built-in image source; set false '
                                           'when a real camera publishes image_topic'),
+        DeclareLaunchArgument('use_web', default_value='true',
+                              description='serve the operator page (web node, localhost:8080)'),
         DeclareLaunchArgument('use_sim', default_value='false',
                               description='start the simulated robot: its camera on '
                                           'image_topic, cmd_vel in, overview/odom out'),
         Node(package='vla_ros', executable='image_source', name='image_source',
-             parameters=[params], remappings=camera_remaps, output='screen',
+             ros_arguments=enclave('image_source'), parameters=[params],
+             remappings=camera_remaps, output='screen',
              condition=IfCondition(use_image_source)),
         Node(package='vla_ros', executable='sim', name='sim',
-             parameters=[params], remappings=[('image', image_topic)], output='screen',
+             ros_arguments=enclave('sim'), parameters=[params],
+             remappings=[('image', image_topic)], output='screen',
              condition=IfCondition(use_sim)),
         Node(package='vla_ros', executable='vla_node', name='vla_node',
-             parameters=[params], remappings=camera_remaps, output='screen'),
+             ros_arguments=enclave('vla_node'), parameters=[params],
+             remappings=camera_remaps, output='screen'),
         Node(package='vla_ros', executable='vqa_service', name='vqa_service',
-             parameters=[params], remappings=camera_remaps, output='screen'),
+             ros_arguments=enclave('vqa_service'), parameters=[params],
+             remappings=camera_remaps, output='screen'),
+        Node(package='vla_ros', executable='web', name='web',
+             ros_arguments=enclave('web'), parameters=[params],
+             remappings=camera_remaps, output='screen',
+             condition=IfCondition(LaunchConfiguration('use_web'))),
     ])

@@ -6,7 +6,11 @@
 # Two routes:
 #   PyPI (default; no ROS installed): ROS 2 Kilted core comes from PyPI `ros-*` wheels.
 #   system (a real ROS 2 was sourced, ROS_DISTRO is set): use it; the venv only adds pip deps.
-# Knobs: VLA_PYTHON=<interpreter for a new venv>, VLA_SKIP_BUILD=1.
+# Knobs: VLA_PYTHON=<interpreter for a new venv>, VLA_SKIP_BUILD=1, VLA_SKIP_BROWSER=1 (no
+# Chromium for the operator-page browser test).
+# Robots without torch: `scripts/setup.sh --runtime onnx` (or VLA_RUNTIME=onnx) installs
+# requirements-runtime.txt instead of requirements.txt: the nodes on the onnxruntime backend
+# (`backend: onnxruntime`), no torch, no training/test tools.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -15,6 +19,19 @@ PY=$VENV/bin/python
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+RUNTIME=${VLA_RUNTIME:-full}
+while (($#)); do
+  case $1 in
+    --runtime) RUNTIME=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
+    *) die "unknown argument: $1 (usage: scripts/setup.sh [--runtime onnx])" ;;
+  esac
+done
+case $RUNTIME in
+  full) REQUIREMENTS=requirements.txt ;;
+  onnx) REQUIREMENTS=requirements-runtime.txt; say "runtime: onnx (no torch)" ;;
+  *) die "--runtime must be onnx (or VLA_RUNTIME=full, the default), got '$RUNTIME'" ;;
+esac
 
 ROUTE=pypi
 [[ -n ${ROS_DISTRO:-} ]] && ROUTE=system
@@ -45,6 +62,19 @@ if ((${#missing[@]})); then
   as_root apt-get update -qq && as_root apt-get install -y -qq cmake make gcc g++ >/dev/null
 fi
 
+# --- 1b. headless Chromium for the operator-page test (test/test_web.py), full install only ---
+if [[ $RUNTIME == full && -z ${VLA_SKIP_BROWSER:-} ]] && \
+    ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  if [[ $EUID -eq 0 ]] || sudo -n true 2>/dev/null; then
+    say "installing Debian's chromium + chromium-driver (browser test of the operator page)"
+    as_root apt-get update -qq && \
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+      >/dev/null || say "could not install chromium: test/test_web.py's browser test will skip"
+  else
+    say "no root: skipping chromium (test/test_web.py's browser test will skip)"
+  fi
+fi
+
 # --- 2. virtualenv ---
 if [[ ! -x $PY ]]; then
   if [[ $ROUTE == system ]]; then
@@ -68,10 +98,10 @@ digest() { sha256sum | cut -d' ' -f1; }
 fresh() { [[ $(cat "$VENV/.stamp_$1" 2>/dev/null) == "$2" ]]; }   # fresh NAME HASH
 
 [[ $ROUTE == system ]] && ROS_WHEELS=()   # a sourced ROS provides all of these
-pip_args=(-r requirements.txt ${ROS_WHEELS[@]+"${ROS_WHEELS[@]}"})
-h=$( { cat requirements.txt; printf '%s\n' "${pip_args[@]}"; } | digest)
+pip_args=(-r "$REQUIREMENTS" ${ROS_WHEELS[@]+"${ROS_WHEELS[@]}"})
+h=$( { cat "$REQUIREMENTS"; printf '%s\n' "${pip_args[@]}"; } | digest)
 if ! fresh deps "$h"; then
-  say "pip install -r requirements.txt${ROS_WHEELS:+ + ros-* wheels} (first run: minutes)"
+  say "pip install -r $REQUIREMENTS${ROS_WHEELS:+ + ros-* wheels} (first run: minutes)"
   # (grep: this machine's pip config names local wheel dirs, and pip warns for each miss)
   "$PY" -m pip install -q --disable-pip-version-check "${pip_args[@]}" \
     2> >(grep -v "^WARNING: Location 'file:" >&2)

@@ -14,16 +14,19 @@ from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 
-from vla_ros.ros import image_source_node, sim_node, vla_node, vqa_service_node  # noqa: E402
+from vla_ros.ros import (  # noqa: E402
+    image_source_node, sim_node, vla_node, vqa_service_node, web_node)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'config', 'vla_ros.yaml')
 NODES = {'image_source': image_source_node.ImageSourceNode,
          'vla_node': vla_node.VLANode,
          'vqa_service': vqa_service_node.VQAServiceNode,
-         'sim': sim_node.SimNode}
+         'sim': sim_node.SimNode,
+         'web': web_node.WebNode}
 PARAMS = {'image_source': image_source_node.PARAMS, 'vla_node': vla_node.PARAMS,
-          'vqa_service': vqa_service_node.PARAMS, 'sim': sim_node.PARAMS}
+          'vqa_service': vqa_service_node.PARAMS, 'sim': sim_node.PARAMS,
+          'web': web_node.PARAMS}
 
 
 def load(path=CONFIG):

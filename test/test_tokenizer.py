@@ -27,8 +27,12 @@ def test_vocabulary_survives_json():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200))
+@given(st.text(st.characters(codec=None, exclude_categories=()), max_size=200))
 def test_any_string_encodes_and_decodes(text):
     ids = TOK.encode(text)
     assert all(0 <= i < len(TOK) for i in ids)
     assert isinstance(TOK.decode(ids), str)
+
+
+def test_lone_surrogates_encode_as_a_replacement():
+    assert TOK.decode(TOK.encode('red \ud800 circle')) == 'red? circle'   # '?' joins left

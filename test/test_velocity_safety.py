@@ -156,3 +156,24 @@ def test_policy_failures_end_the_episode_with_the_reason():
     out = loop.hold(episode, 0.2, 'camera frame unusable')
     assert out.command == ZERO and loop.state == RUNNING
     assert math.isclose(out.status.elapsed, 0.2)
+
+
+def test_keepalive_repeats_renew_and_silence_stops_even_during_inference():
+    loop = running(ActionLoop(LIMITS, keepalive=0.3))
+    assert act(loop, 0.1, (1.0, 0.0, 0.0)).command == (0.5, 0.0)
+    assert loop.start('go to the red circle', 0.25) == (None, None)   # renewal, no restart
+    assert loop.watchdog(0.5, 0.05) == (None, None)                  # renewed at 0.25
+    assert act(loop, 0.5, (1.0, 0.0, 0.0)).command == (0.5, 0.0)
+    episode, _ = loop.before_act(0.52, 0.05)                          # a policy call starts
+    out = loop.watchdog(0.56, 0.05)                                   # 0.31 s of silence
+    assert out.command == ZERO and out.status.state == STOPPED
+    assert 'not renewed' in out.status.reason
+    assert loop.after_act(episode, 0.6, 0.05, 1.0, 0.0, 0.0) == (None, None)
+    assert loop.before_act(0.7, 0.05) == (None, (None, None))
+
+
+def test_without_keepalive_a_repeat_restarts_and_silence_is_fine():
+    loop = running()
+    out = loop.start('go to the red circle', 5.0)
+    assert out.status.state == RUNNING and out.status.elapsed == 0.0
+    assert loop.watchdog(60.0, 0.05) == (None, None)

@@ -1,19 +1,28 @@
-"""Latency / memory / size benchmark of the inference engine at batch 1."""
+"""Latency / memory / size benchmark of the inference engine at batch 1.
+
+Works with either backend and without torch installed (the ONNX Runtime backend alone).
+Engines compared in one run are timed in alternation, call by call, so load changes on a
+shared machine slow all of them alike and their ratios stay meaningful.
+"""
 import os
 import platform
 import resource
 import time
+from importlib import metadata
 
 import numpy as np
-import torch
 
 from .data.scenes import random_scene, render
+
+QUESTION = 'what color is the shape?'
+INSTRUCTION = 'go to the red circle'
 
 
 def _percentiles(samples_ms):
     a = np.array(samples_ms)
     return {'p50': round(float(np.percentile(a, 50)), 3),
-            'p95': round(float(np.percentile(a, 95)), 3)}
+            'p95': round(float(np.percentile(a, 95)), 3),
+            'p99': round(float(np.percentile(a, 99)), 3)}
 
 
 def parameter_table(model) -> dict:
@@ -26,51 +35,80 @@ def cache_bytes_per_token(model) -> int:
     return sum(layer.attn.text.cache_width * 4 for layer in model.decoder.layers)
 
 
-def benchmark_engines(engines, runs: int = 300, warmup: int = 30) -> list:
-    """Latency / size report per engine. Engines are timed in alternation, so a noisy
-    shared machine slows all of them alike and their ratios stay meaningful."""
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def _sample_engines(engines, runs: int, warmup: int) -> list:
+    """Per engine: answer / caption / act latencies (ms) and caption lengths."""
     rng = np.random.default_rng(0)
     frames = [render(random_scene(rng)) for _ in range(16)]
-    question = 'what color is the shape?'
-    samples = [{'answer': [], 'caption': [], 'tokens': []} for _ in engines]
+    samples = [{'answer': [], 'caption': [], 'act': [], 'tokens': []} for _ in engines]
     for i in range(warmup + runs):
+        frame = frames[i % 16]
         for engine, s in zip(engines, samples):
-            frame = frames[i % 16]
-            t = time.perf_counter()
-            engine.answer(frame, question)
-            answer_ms = (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            text = engine.caption(frame).text
-            caption_ms = (time.perf_counter() - t) * 1000
+            answer_ms = _timed(lambda: engine.answer(frame, QUESTION))
+            text = []
+            caption_ms = _timed(lambda: text.append(engine.caption(frame).text))
+            act_ms = _timed(lambda: engine.act(frame, INSTRUCTION))
             if i >= warmup:
                 s['answer'].append(answer_ms)
                 s['caption'].append(caption_ms)
-                s['tokens'].append(len(engine.tokenizer.encode(text)) + 1)
-    reports = []
-    for engine, s in zip(engines, samples):
-        model = engine.model
-        reports.append({
-            'checkpoint': engine.checkpoint,
-            'answer_ms': _percentiles(s['answer']),
-            'caption_ms': _percentiles(s['caption']),
-            'caption_tokens_mean': round(float(np.mean(s['tokens'])), 1),
-            'parameters': sum(p.numel() for p in model.parameters()),
-            'parameters_per_component': parameter_table(model),
-            'kv_cache_bytes_per_token': cache_bytes_per_token(model),
-        })
-    return reports
+                s['act'].append(act_ms)
+                s['tokens'].append(len(engine.tokenizer.encode(text[0])) + 1)
+    return samples
+
+
+def _engine_report(engine, s) -> dict:
+    report = {'backend': engine.backend, 'checkpoint': engine.checkpoint,
+              'answer_ms': _percentiles(s['answer']), 'caption_ms': _percentiles(s['caption']),
+              'act_ms': _percentiles(s['act']),
+              'caption_tokens_mean': round(float(np.mean(s['tokens'])), 1)}
+    model = getattr(engine, 'model', None)   # the torch backend's model
+    if model is not None:
+        report.update(parameters=sum(p.numel() for p in model.parameters()),
+                      parameters_per_component=parameter_table(model),
+                      kv_cache_bytes_per_token=cache_bytes_per_token(model))
+    return report
+
+
+def benchmark_engines(engines, runs: int = 300, warmup: int = 30) -> list:
+    """Latency / size report per engine, timed in alternation."""
+    samples = _sample_engines(engines, runs, warmup)
+    return [_engine_report(engine, s) for engine, s in zip(engines, samples)]
 
 
 def benchmark_engine(engine, runs: int = 300, warmup: int = 30) -> dict:
     """One engine's report plus the process's memory and the machine."""
     report = benchmark_engines([engine], runs, warmup)[0]
-    report.update(runs=runs, threads=torch.get_num_threads(), **machine_info())
+    report.update(runs=runs, threads=engine.threads, **machine_info())
     return report
+
+
+def benchmark_backends(engines, runs: int = 300, warmup: int = 30, threads: int = 1) -> dict:
+    """torch vs ONNX Runtime (engines in that order), in one run: each one's latencies and
+    the torch / ORT ratio of every p50 and p99."""
+    torch_report, ort_report = benchmark_engines(engines, runs, warmup)
+    ratio = {f'{what}_{p}': round(torch_report[f'{what}_ms'][p] / ort_report[f'{what}_ms'][p], 2)
+             for what in ('answer', 'caption', 'act') for p in ('p50', 'p99')}
+    return {'backends': {'torch': torch_report, 'onnxruntime': ort_report},
+            'torch_over_ort': ratio,
+            'batch': 1, 'runs': runs, 'threads': threads, **machine_info()}
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return '(not installed)'
 
 
 def machine_info() -> dict:
     return {'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            'machine': f'{_cpu_name()}, {os.cpu_count()} cores', 'torch': torch.__version__}
+            'machine': f'{_cpu_name()}, {os.cpu_count()} cores', 'torch': _version('torch'),
+            'onnxruntime': _version('onnxruntime')}
 
 
 def _cpu_name() -> str:

@@ -16,11 +16,13 @@ def _load_image(path: str) -> np.ndarray:
     return img[:, :, ::-1].copy()   # RGB
 
 
-def _engine(args):
-    from .engine import InferenceEngine
-    from .model.checkpoint import CheckpointError
+def _engine(args, backend: str = None):
+    """The engine for --checkpoint / --threads / --backend (torch where no --backend)."""
+    from .engine import make_engine
+    from .errors import CheckpointError
     try:
-        return InferenceEngine(args.checkpoint, threads=args.threads)
+        return make_engine(args.checkpoint, threads=args.threads,
+                           backend=backend or getattr(args, 'backend', None) or 'torch')
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
 
@@ -101,11 +103,19 @@ def cmd_caption(args):
 
 
 def cmd_bench(args):
-    from .bench import benchmark_engine, benchmark_engines, machine_info
+    from .bench import benchmark_backends, benchmark_engine, benchmark_engines, machine_info
+    if args.backend == 'both':   # torch and ONNX Runtime timed in one run, alternating
+        report = benchmark_backends([_engine(args, 'torch'), _engine(args, 'onnxruntime')],
+                                    runs=args.runs, threads=args.threads)
+        print(json.dumps(report, indent=1) if args.json else
+              '\n'.join(f'{k}: {v}' for k, v in report.items()))
+        return
     engine = _engine(args)
     if args.compare:   # e.g. the attention ablation: both timed in one run, alternating
         from .engine import InferenceEngine
         others = [InferenceEngine(path, threads=args.threads) for path in args.compare]
+        if args.backend != 'torch':
+            raise SystemExit('error: --compare times torch checkpoints (use --backend torch)')
         reports = benchmark_engines([engine] + others, runs=args.runs)
         report = {'engines': reports, 'runs': args.runs, 'threads': args.threads,
                   **machine_info()}
@@ -113,6 +123,39 @@ def cmd_bench(args):
         report = benchmark_engine(engine, runs=args.runs)
     print(json.dumps(report, indent=1) if args.json else
           '\n'.join(f'{k}: {v}' for k, v in report.items()))
+
+
+def cmd_export(args):
+    from .errors import CheckpointError
+    from .onnx_export import export_onnx
+    try:
+        manifest = export_onnx(args.checkpoint, args.out)
+    except CheckpointError as e:
+        raise SystemExit(f'error: {e}')
+    graphs = manifest['graphs']
+    print('\n'.join(f"{g['path']}: {os.path.getsize(g['path']) / 2**20:.2f} MB"
+                    for g in graphs.values()), file=sys.stderr)
+    if args.check:
+        args.onnx_dir = os.path.dirname(next(iter(graphs.values()))['path'])
+        cmd_parity(args)
+
+
+def cmd_parity(args):
+    from .errors import CheckpointError
+    from .onnx_export import parity_report
+    try:
+        report = parity_report(args.checkpoint, args.onnx_dir, args.limit, args.threads)
+    except CheckpointError as e:
+        raise SystemExit(f'error: {e}')
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"answers identical {report['answers_identical']}/{report['answers_total']}, "
+          f"captions identical {report['captions_identical']}/{report['captions_total']}, "
+          f"max abs logit difference {report['max_abs_logit_diff']:.2e} "
+          f"({report['split']}, {report['seconds']} s)")
+    for m in report['mismatches']:
+        print(f'  differs: {m}')
 
 
 def cmd_demo(args):
@@ -160,12 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--seed', type=int, default=0)
     e.set_defaults(func=cmd_eval)
 
-    a = with_model(sub.add_parser('ask', help='answer a question about an image'))
+    def with_backend(sp):
+        sp.add_argument('--backend', default='torch', choices=('auto', 'torch', 'onnxruntime'),
+                        help="inference backend (default torch; 'onnxruntime' runs the "
+                        'ONNX export, see `vla-ros export`)')
+        return sp
+
+    a = with_backend(with_model(sub.add_parser('ask', help='answer a question about an image')))
     a.add_argument('--image', required=True)
     a.add_argument('--question', required=True)
     a.set_defaults(func=cmd_ask)
 
-    c = with_model(sub.add_parser('caption', help='describe an image'))
+    c = with_backend(with_model(sub.add_parser('caption', help='describe an image')))
     c.add_argument('--image', required=True)
     c.set_defaults(func=cmd_caption)
 
@@ -173,7 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--runs', type=int, default=300)
     b.add_argument('--compare', nargs='+', metavar='CHECKPOINT',
                    help='also time these checkpoints, alternating with the first')
+    b.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'both'),
+                   help="engine to time; 'both' times torch and ONNX Runtime alternately "
+                   'in one run and reports their ratio')
     b.set_defaults(func=cmd_bench)
+
+    def with_parity(sp):
+        sp.add_argument('--limit', type=int,
+                        help='only the first N test questions (default: all 9673)')
+        sp.add_argument('--threads', type=int, default=1, help='threads (default 1)')
+        sp.add_argument('--json', action='store_true', help='print JSON')
+        return sp
+
+    x = with_parity(sub.add_parser(
+        'export', help='export the model to ONNX (image encoder, decoder step with KV cache, '
+        'action head) for the onnxruntime backend'))
+    x.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
+    x.add_argument('--out', help='output directory (default: <checkpoint>/onnx)')
+    x.add_argument('--check', action='store_true',
+                   help='then compare torch and ONNX Runtime on the easy-VQA test split')
+    x.set_defaults(func=cmd_export)
+
+    y = with_parity(sub.add_parser(
+        'parity', help='torch vs ONNX Runtime on the easy-VQA test split: identical answers '
+        'and captions, max logit difference'))
+    y.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
+    y.add_argument('--onnx-dir', dest='onnx_dir', help='export (default: <checkpoint>/onnx)')
+    y.set_defaults(func=cmd_parity)
 
     d = sub.add_parser('demo', help='run the ROS 2 nodes in one process and print results')
     d.add_argument('--duration', type=float, default=0.0,
@@ -204,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as e:
             raise SystemExit(f'error: bench-ros needs ROS 2 ({e}); run scripts/setup.sh, '
                              'then source scripts/env.sh')
-        sys.exit(bench_ros(args.calls, args.duration, args.json))
+        sys.exit(bench_ros(args.calls, args.duration, args.json, args.backend))
 
     r = sub.add_parser('bench-ros', help='ROS benchmark: /vqa round trip vs an empty service, '
                        'captions from a 30 Hz 640x480 camera, node memory')
@@ -212,7 +287,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--duration', type=float, default=10.0,
                    help='seconds of camera stream to count captions over (default 10)')
     r.add_argument('--json', action='store_true', help='print JSON')
+    r.add_argument('--backend', choices=('torch', 'onnxruntime', 'both'),
+                   help='instead: compare inference backends in the nodes (cold start, '
+                   '/vqa latency, captions/s, node RSS while serving)')
     r.set_defaults(func=cmd_bench_ros)
+
+    def cmd_load_test(args):
+        try:
+            from .ros.load_test import main as load_test
+        except ImportError as e:
+            raise SystemExit(f'error: load-test needs ROS 2 ({e}); run scripts/setup.sh, '
+                             'then source scripts/env.sh')
+        sys.exit(load_test(args.clients, args.calls, args.json))
+
+    t = sub.add_parser('load-test', help='many concurrent /vqa clients against the real node '
+                       'processes: requests vs responses, latency, captions meanwhile')
+    t.add_argument('--clients', type=int, default=50)
+    t.add_argument('--calls', type=int, default=20, help='calls per client, back to back')
+    t.add_argument('--json', action='store_true', help='print JSON')
+    t.set_defaults(func=cmd_load_test)
+
+    def cmd_explain(args):
+        from .explain import main as explain
+        sys.exit(explain(args))
+
+    e = sub.add_parser('explain', help='draw where the model looks when it answers a question '
+                       '(or follows an instruction), next to the answer')
+    e.add_argument('--image', required=True)
+    what = e.add_mutually_exclusive_group(required=True)
+    what.add_argument('--question')
+    what.add_argument('--instruction')
+    e.add_argument('--out', required=True, help='PNG file to write')
+    e.add_argument('--checkpoint', default='', help='checkpoint directory (default: bundled)')
+    e.set_defaults(func=cmd_explain)
     return p
 
 

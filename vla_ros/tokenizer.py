@@ -44,7 +44,8 @@ class Tokenizer:
                 ids.append(i)
                 after_bytes = False
             else:   # spell it in bytes; a byte space keeps two spelled pieces apart
-                data = (b' ' if after_bytes else b'') + piece.encode('utf-8')
+                # (a lone surrogate, which str allows and UTF-8 does not, becomes '?')
+                data = (b' ' if after_bytes else b'') + piece.encode('utf-8', 'replace')
                 ids.extend(self._byte0 + b for b in data)
                 after_bytes = True
         return ids

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -45,6 +45,10 @@ class TrainConfig:
     # so the action head needs a schedule or a second stage (issue 4, open).
     action_samples_per_step: int = 0
     action_loss_weight: float = 1.0
+    pointer_loss_weight: float = 0.5     # pointer head: where the simulator drew the target
+    # DAgger: this share of the action samples comes from rollouts the model being trained
+    # drives itself (labelled by the expert), so it learns to recover from its own mistakes.
+    dagger_fraction: float = 0.0
     camera_augment_prob: float = 0.3
     unknown_word_prob: float = 0.1       # insert a made-up word into a generated question
     lr: float = 2e-3
@@ -155,24 +159,87 @@ class BatchMaker:
         return ids, labels, torch.tensor([i for i, _ in encoded])
 
 
-def action_batch(tokenizer, rng, n: int):
-    """Simulator demonstrations -> (images, ids, lengths, velocity, done) tensors."""
+def model_driver(model, tokenizer):
+    """The model as a (frame, instruction) -> (linear, angular, done) policy, for DAgger."""
+    def drive(frame, instruction):
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            visual, patches = model.encode(torch.from_numpy(np.ascontiguousarray(frame))[None])
+            ids = torch.tensor([[tok.ACTION] + tokenizer.encode(instruction)])
+            velocity, done = model.act(visual, ids, patches=patches)
+        model.train(was_training)
+        return float(velocity[0, 0]), float(velocity[0, 1]), float(torch.sigmoid(done[0]))
+    return drive
+
+
+def action_batch(tokenizer, rng, n: int, driver=None, driven: int = 0) -> dict:
+    """Simulator demonstrations as tensors: images, ids, lengths, velocity, done,
+    target_uv, target_seen (see sim/demonstrations.py). `driven` of the n samples come
+    from rollouts that `driver` drives (DAgger)."""
     from .sim.demonstrations import sample_batch
-    b = sample_batch(rng, n)
+    b = sample_batch(rng, n - driven)
+    if driven:
+        extra = sample_batch(rng, driven, driver=driver)
+        b = {k: (v + extra[k]) if isinstance(v, list) else np.concatenate([v, extra[k]])
+             for k, v in b.items()}
     prompts = [[tok.ACTION] + tokenizer.encode(t) for t in b['instructions']]
     lengths = torch.tensor([len(p) for p in prompts])
     ids = torch.full((n, int(lengths.max())), tok.PAD, dtype=torch.long)
     for row, p in enumerate(prompts):
         ids[row, :len(p)] = torch.tensor(p)
-    return (torch.from_numpy(b['images']), ids, lengths, torch.from_numpy(b['velocity']),
-            torch.from_numpy(b['done']))
+    batch = {k: torch.from_numpy(b[k]) for k in ('images', 'velocity', 'done', 'target_uv',
+                                                 'target_seen')}
+    return {**batch, 'ids': ids, 'lengths': lengths}
 
 
-def action_loss(model, visual, ids, lengths, velocity, done):
-    """Behaviour cloning: MSE on the (tanh) velocities + BCE on the done logit."""
-    predicted, done_logit = model.act(visual, ids, lengths)
-    return (F.mse_loss(predicted, velocity)
-            + F.binary_cross_entropy_with_logits(done_logit, done))
+POINTER_SIGMA = 0.09   # target spread over the patch grid, as a fraction of the image
+
+
+def pointer_target(grid: torch.Tensor, uv: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """(B, N + 1) distribution the pointer should match: a Gaussian around the target's
+    centre over the patch centres `grid` (N, 2), or all mass on "not in view"."""
+    d2 = ((grid[None] - uv[:, None]) ** 2).sum(-1)                      # (B, N)
+    near = torch.softmax(-d2 / (2 * POINTER_SIGMA ** 2), dim=-1) * seen[:, None]
+    return torch.cat([near, (1 - seen)[:, None]], dim=1)
+
+
+def action_loss(model, visual, patches, batch: dict, pointer_weight: float = 0.0):
+    """Behaviour cloning: MSE on the (tanh) velocities + BCE on the done logit, plus (for
+    the pointer head) cross-entropy between its pointer and where the target was drawn."""
+    ids, lengths = batch['ids'], batch['lengths']
+    predicted, done_logit = model.act(visual, ids, lengths, patches=patches)
+    loss = (F.mse_loss(predicted, batch['velocity'])
+            + F.binary_cross_entropy_with_logits(done_logit, batch['done']))
+    if pointer_weight and model.cfg.action_pointer:
+        logits = model.pointer_logits(visual, ids, lengths, patches)
+        target = pointer_target(model.action.grid, batch['target_uv'], batch['target_seen'])
+        loss = loss + pointer_weight * -(target * logits.log_softmax(-1)).sum(-1).mean()
+    return loss
+
+
+def init_model(cfg: 'TrainConfig'):
+    """(model, tokenizer): new, or from `cfg.init_from` with `cfg.model` overrides applied.
+
+    Overriding a loaded checkpoint's config (e.g. `action_pointer: true`) keeps every
+    weight that still fits; only a replaced action head starts fresh.
+    """
+    if not cfg.init_from:
+        tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
+        return VLAModel(ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)})), tokenizer
+    model, tokenizer = load_checkpoint(cfg.init_from)
+    if cfg.model:
+        new = VLAModel(replace(model.cfg, **cfg.model))
+        kept = {k: v for k, v in model.state_dict().items() if not k.startswith('action.')
+                or new.state_dict().get(k, v).shape == v.shape and new.cfg.action_pointer
+                == model.cfg.action_pointer}
+        missing, unexpected = new.load_state_dict(kept, strict=False)
+        changed = [k for k in missing + unexpected if not k.startswith('action.')]
+        if changed:
+            raise ValueError(f'model overrides {cfg.model} change more than the action head: '
+                             f'{changed[:5]}')
+        model = new
+    return model, tokenizer
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -189,12 +256,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    if cfg.init_from:
-        model, tokenizer = load_checkpoint(cfg.init_from)
-        model.train()
-    else:
-        tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
-        model = VLAModel(ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)}))
+    model, tokenizer = init_model(cfg)
     split = load_split('train')
     rows = rng.permutation(len(split.images))
     val_rows, train_rows = np.sort(rows[:cfg.val_images]), rows[cfg.val_images:]
@@ -214,9 +276,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         images, groups = batches.make()
         n_act = cfg.action_samples_per_step
         if n_act:
-            act_images, act_ids, act_lengths, velocity, done = action_batch(tokenizer, rng, n_act)
-            images = torch.cat([images, act_images])
-        visual = model.encode_image(images)                      # (B_images + n_act, Q, dim)
+            act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
+                               int(round(cfg.dagger_fraction * n_act)))
+            images = torch.cat([images, act['images']])
+        visual, patches = model.encode(images)                   # (B_images + n_act, Q, dim)
         if n_act:
             visual, act_visual = visual[:-n_act], visual[-n_act:]
         loss_sum, count = 0.0, 0
@@ -228,7 +291,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         loss = loss_sum / count
         history['text_loss'].append(loss.item())
         if n_act:
-            a_loss = action_loss(model, act_visual, act_ids, act_lengths, velocity, done)
+            a_loss = action_loss(model, act_visual, patches[-n_act:], act,
+                                 cfg.pointer_loss_weight)
             history['action_loss'].append(a_loss.item())
             loss = loss + cfg.action_loss_weight * a_loss
         opt.zero_grad(set_to_none=True)

@@ -2,7 +2,8 @@
 
     idle --instruction--> running --done--> done
                              |-----------> timed_out   (episode longer than episode_timeout)
-                             |-----------> stopped     (stop service, "stop", internal error)
+                             |-----------> stopped     (stop service, "stop", internal error,
+                             |                          instruction not renewed in time)
     any --bad instruction--> refused                   (never acted on)
 
 Every method returns an Output: a command to publish now ((m/s, rad/s), or None for
@@ -12,6 +13,13 @@ call happens outside the lock: `before_act` says whether to call the policy (not
 frame is stale: zero instead), `after_act` turns its output into a safe command, unless
 the episode ended meanwhile (a stop during inference wins). `watchdog` zeroes the command
 when frames stop, even while a policy call is stuck. Thread-safe.
+
+Keepalive (deadman): with `keepalive` > 0 the running instruction must be re-sent (the
+same text) at least every `keepalive` seconds, as an operator console or teleop panel
+does; a repeat renews the episode instead of restarting it. When the sender dies (even
+killed with SIGKILL, which DDS notices only after a lease of many seconds) the episode
+stops with zero velocity within `keepalive` plus one watchdog period. Off (0) by
+default, because a one-shot `ros2 topic pub --once` instruction must keep working.
 """
 import math
 import threading
@@ -43,7 +51,7 @@ class ActionLoop:
 
     def __init__(self, limits: VelocityLimits, frame_timeout: float = 0.5,
                  episode_timeout: float = 60.0, done_threshold: float = 0.5,
-                 known_words=None):
+                 known_words=None, keepalive: float = 0.0):
         """`known_words`: if given, instructions with any other word are refused (the
         model's vocabulary: a word it never saw cannot be grounded)."""
         self.limits = limits
@@ -51,6 +59,8 @@ class ActionLoop:
         self.episode_timeout = episode_timeout
         self.done_threshold = done_threshold
         self.known_words = known_words
+        self.keepalive = keepalive   # seconds; 0 = instructions need not be re-sent
+        self._renewed = 0.0          # when the running instruction last arrived
         self._lock = threading.Lock()
         self._episode = 0            # incremented by every instruction and stop
         self._instruction = ''
@@ -75,8 +85,11 @@ class ActionLoop:
     def start(self, text: str, now: float) -> Output:
         """A new instruction: replaces any running one. Refusals command zero too."""
         with self._lock:
+            if self.keepalive > 0 and self._state == RUNNING and text == self._instruction:
+                self._renewed = now       # the deadman repeat: keep going, do not restart
+                return Output()
             self._episode += 1
-            self._instruction, self._started = text, now
+            self._instruction, self._started, self._renewed = text, now, now
             self._state = None   # so a status is published for this instruction
             try:
                 goal = parse_instruction(text)
@@ -107,6 +120,8 @@ class ActionLoop:
             if now - self._started > self.episode_timeout:
                 return None, self._end(TIMED_OUT, f'no goal reached within '
                                        f'{self.episode_timeout:g} s', now)
+            if self._not_renewed(now):
+                return None, self._end_not_renewed(now)
             if self.frames.stale(frame_age):
                 return None, self._hold_zero(now, frame_age)
             return self._episode, Output()
@@ -143,14 +158,25 @@ class ActionLoop:
             return self._zero(self._set(RUNNING, reason, now).status)
 
     def watchdog(self, now: float, frame_age: Optional[float]) -> Output:
-        """Zero the command as soon as frames go stale, whatever the control tick is doing."""
+        """Zero the command as soon as frames go stale or the instruction was not renewed
+        in time (keepalive), whatever the control tick is doing."""
         with self._lock:
+            if self._state == RUNNING and self._not_renewed(now):
+                self._episode += 1        # an in-flight policy call must not act on it
+                return self._end_not_renewed(now)
             if self._state == RUNNING and self.frames.stale(frame_age) and \
                     self._last_command != ZERO:
                 return self._hold_zero(now, frame_age)
             return Output()
 
     # -- helpers (lock held) ----------------------------------------------------------------
+    def _not_renewed(self, now: float) -> bool:
+        return self.keepalive > 0 and now - self._renewed > self.keepalive
+
+    def _end_not_renewed(self, now: float) -> Output:
+        return self._end(STOPPED, f'instruction not renewed within {self.keepalive:g} s '
+                         '(instruction_keepalive): its publisher stopped', now)
+
     def _status(self, now: float) -> Status:
         return Status(self._instruction, self._state, self._reason,
                       max(0.0, now - self._started))

@@ -24,6 +24,10 @@ class ModelConfig:
     max_text_len: int = 48           # prompt + generated tokens
     mlp_ratio: int = 3
     action_hidden: int = 64
+    # Action head: False = an MLP on the decoder's last hidden state (it must find the
+    # target through the Q-Former's few tokens); True = the grounded pointer head, which
+    # attends from the instruction straight into the image patches (action_head.py).
+    action_pointer: bool = False
 
     def __post_init__(self):
         assert self.dim % self.heads == 0, 'dim must divide into heads'

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .action_head import ActionHead
+from .action_head import ActionHead, PointerActionHead
 from .config import ModelConfig
 from .decoder import TextDecoder
 from .qformer import QFormer
@@ -16,26 +16,41 @@ class VLAModel(nn.Module):
         self.vision = VisionEncoder(cfg)
         self.qformer = QFormer(cfg)
         self.decoder = TextDecoder(cfg)
-        self.action = ActionHead(cfg)
+        self.action = PointerActionHead(cfg) if cfg.action_pointer else ActionHead(cfg)
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 RGB (B, H, W, 3) -> visual tokens (B, num_queries, dim)."""
         return self.qformer(self.vision(pixels))
+
+    def encode(self, pixels: torch.Tensor):
+        """uint8 RGB (B, H, W, 3) -> (visual tokens (B, Q, dim), patches (B, N, dim)):
+        what `act` needs (the pointer action head reads the patches too)."""
+        patches = self.vision(pixels)
+        return self.qformer(patches), patches
 
     def forward(self, visual: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T)."""
         hidden, _ = self.decoder(ids, visual)
         return self.decoder.logits(hidden)
 
-    def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None):
+    def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None,
+            patches: torch.Tensor = None):
         """Velocity (B, 2) in [-1, 1] and done logit (B,) for `<act> instruction` ids (B, T).
 
         `lengths` (B,) marks where right-padded instructions end (default: all T long).
+        `patches` (from `encode`) is required by the pointer action head.
         """
+        return self.action(self._instruction_state(visual, ids, lengths), patches)
+
+    def pointer_logits(self, visual, ids, lengths, patches) -> torch.Tensor:
+        """The pointer head's (B, N + 1) attention logits (training supervises them)."""
+        return self.action.pointer_logits(self._instruction_state(visual, ids, lengths), patches)
+
+    def _instruction_state(self, visual, ids, lengths):
         hidden, _ = self.decoder(ids, visual)                     # (B, T, dim)
         if lengths is None:
-            return self.action(hidden[:, -1])
-        return self.action(hidden[torch.arange(ids.shape[0]), lengths - 1])
+            return hidden[:, -1]
+        return hidden[torch.arange(ids.shape[0]), lengths - 1]
 
     @torch.no_grad()
     def generate(self, visual: torch.Tensor, prompt: torch.Tensor, eos: int,

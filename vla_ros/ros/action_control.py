@@ -10,6 +10,8 @@ out, a `stop` service, all behind the ROS-free ActionLoop (vla_ros/control/).
   on its own thread, not on the executor, so a slow or stuck model call cannot delay it
   (a stuck call also stops frames from being taken, so they go stale and it fires).
 - `stop` (std_srvs/Trigger) halts at once.
+- `instruction_keepalive` > 0 turns `instruction` into a deadman (see ActionLoop): the
+  robot stops when the running instruction is not re-sent in time.
 - `action_status` (vla_ros/ActionStatus) on every state change.
 
 Policy injection point: `policy` is a callable (rgb frame, instruction) -> (linear,
@@ -46,6 +48,9 @@ ACTION_PARAMS = (
           range=(1.0, 3600.0), dynamic=True),
     Param('done_threshold', 0.5, 'done probability at which the goal counts as reached',
           range=(0.0, 1.0), dynamic=True),
+    Param('instruction_keepalive', 0.0, 'seconds; > 0 makes `instruction` a deadman: the '
+          'running instruction must be re-sent this often or the robot stops (0 = off)',
+          range=(0.0, 60.0), dynamic=True),
 )
 
 
@@ -59,9 +64,11 @@ class ActionControl:
         p = param_values(node, ACTION_PARAMS)
         self.loop = ActionLoop(VelocityLimits(p['max_linear'], p['max_angular']),
                                p['frame_timeout'], p['action_timeout'], p['done_threshold'],
-                               known_words=set(engine.tokenizer.index))
+                               known_words=set(engine.tokenizer.index),
+                               keepalive=p['instruction_keepalive'])
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''
+        self.last_command = (0.0, 0.0)         # m/s, rad/s: what cmd_vel said last
         self.cmd_pub = node.create_publisher(Twist, 'cmd_vel', 10)
         self.status_pub = node.create_publisher(ActionStatus, 'action_status', OUTPUT_QOS)
         node.create_subscription(String, 'instruction', self._on_instruction, 10)
@@ -78,6 +85,12 @@ class ActionControl:
         self._closed.set()
         self._watchdog_thread.join(timeout=1.0)
 
+    def command_fractions(self) -> tuple:
+        """The last command as fractions of the speed limits (for drawing it)."""
+        limits = self.loop.limits
+        return tuple(v / m if m > 0 else 0.0 for v, m in
+                     zip(self.last_command, (limits.max_linear, limits.max_angular)))
+
     def _model_policy(self, rgb, instruction):
         result = self._engine.act(rgb, instruction)
         return result.linear, result.angular, result.done
@@ -88,6 +101,7 @@ class ActionControl:
             twist = Twist()
             twist.linear.x, twist.angular.z = out.command
             self.cmd_pub.publish(twist)
+            self.last_command = out.command
         if out.status is not None:
             s = out.status
             header = Header(stamp=self.node.get_clock().now().to_msg(), frame_id=self._frame_id)
@@ -170,3 +184,4 @@ class ActionControl:
                 self.loop.set_frame_timeout(p['frame_timeout'])
             self.loop.episode_timeout = p['action_timeout']
             self.loop.done_threshold = p['done_threshold']
+            self.loop.keepalive = p['instruction_keepalive']

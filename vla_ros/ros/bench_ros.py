@@ -12,6 +12,9 @@ The nodes run as separate processes started the way `ros2 run` starts them
 3. Memory: VmRSS / VmHWM of every node process while serving, and of reference
    processes (bare python, `import rclpy`, `import torch`, the loaded engine) that say
    what the node's memory is made of.
+4. With `--backend torch|onnxruntime|both` (instead of 1-3): per inference backend, cold
+   start (process start -> first successful /vqa answer, median of 3), /vqa round trips,
+   captions/s, node RSS while serving each, and whether libtorch is mapped in the node.
 
 Durations are time.perf_counter differences taken in this process; results are medians
 and percentiles over many samples. Nothing here asserts a time.
@@ -518,6 +521,126 @@ def run_benchmark(calls: int = 300, duration: float = 10.0) -> dict:
     return report
 
 
+# -- 4. backends: torch vs ONNX Runtime in the real nodes ------------------------------------
+COLD_STARTS = 3             # cold starts per backend; the median is reported
+
+
+def _mapped(pid, word: str) -> bool:
+    """True when a file whose path contains `word` is mapped into process `pid`."""
+    with open(f'/proc/{pid}/maps') as f:
+        return any(word in line for line in f)
+
+
+def _cold_start(executor, node, backend: str, request) -> tuple:
+    """Start vqa_service with `backend`; seconds from process start to the first successful
+    /vqa answer about `request`'s image. Returns (seconds, the running Child)."""
+    client = node.create_client(VQA, 'vqa')
+    start = time.perf_counter()
+    child = _start_node('vqa_service', {'threads': NODE_THREADS, 'backend': backend})
+    try:
+        end = time.monotonic() + START_TIMEOUT_S
+        while True:
+            child.check()
+            if time.monotonic() > end:
+                raise BenchError(f'vqa_service ({backend}): no answer within '
+                                 f'{START_TIMEOUT_S:g} s:\n{child.output()}')
+            if client.wait_for_service(timeout_sec=0.01):
+                response = _call(executor, client, request)[1]
+                if response is not None and response.success:
+                    return time.perf_counter() - start, child
+            _wait(executor, 0.01)
+    except BaseException:
+        child.stop()
+        raise
+    finally:
+        node.destroy_client(client)
+
+
+def bench_backend(executor, node, backend: str, calls: int, duration: float, request) -> dict:
+    """One backend in the real nodes: cold start (median of COLD_STARTS), /vqa round trips
+    and node memory while serving them, then captions from the 30 Hz camera (reliable
+    subscription) and node memory while serving those."""
+    starts = []
+    for _ in range(COLD_STARTS):
+        seconds, child = _cold_start(executor, node, backend, request)
+        starts.append(seconds)
+        if len(starts) < COLD_STARTS:
+            child.stop()
+    try:
+        client = node.create_client(VQA, 'vqa')
+        rt, server = [], []
+        for i in range(WARMUP_CALLS + calls):
+            ms, response = _call(executor, client, request)
+            if i >= WARMUP_CALLS and response is not None and response.success:
+                rt.append(ms)
+                server.append(response.latency_ms)
+        vqa_memory = _status_mb(child.pid)
+        torch_in_vqa = _mapped(child.pid, 'libtorch')
+        node.destroy_client(client)
+    finally:
+        child.stop()
+    vla = _start_node('vla_node', {'threads': NODE_THREADS, 'caption_rate': CAPTION_RATE,
+                                   'backend': backend, 'qos_reliability': 'reliable'},
+                      remap=[f'__ns:=/{backend}'])
+    try:
+        captions = bench_captions(executor, node, vla, duration, f'/{backend}')
+        torch_in_vla = _mapped(vla.pid, 'libtorch')
+    finally:
+        vla.stop()
+    return {
+        'cold_start_s': {'median': round(float(np.median(starts)), 3),
+                         'runs': [round(x, 3) for x in starts]},
+        'vqa': {'round_trip_ms': _ms(rt, 50, 99), 'server_ms': _ms(server, 50, 99),
+                'answered': len(rt), 'requests': calls},
+        'vqa_service_memory': vqa_memory,
+        'captions_per_s': captions['captions_per_s'],
+        'caption_node_inference_ms': captions['node_inference_ms'],
+        'vla_node_memory': captions['node_memory'],
+        'libtorch_mapped': {'vqa_service': torch_in_vqa, 'vla_node': torch_in_vla},
+    }
+
+
+def run_backend_benchmark(backends, calls: int = 300, duration: float = 10.0) -> dict:
+    """bench_backend for each backend, one after the other, in one run."""
+    if calls < 1 or duration <= 0:
+        raise BenchError('--calls must be >= 1 and --duration > 0')
+    _isolate()
+    request = VQA.Request(question=QUESTION, image=_camera_frames(1, size=None)[0])
+    report = {'machine': _machine(),
+              'settings': {'calls': calls, 'warmup_calls': WARMUP_CALLS, 'duration_s': duration,
+                           'cold_starts': COLD_STARTS, 'request_image': '64x64 rgb8',
+                           'camera': '640x480 rgb8, reliable', 'camera_rate_hz': CAMERA_HZ,
+                           'ros_domain_id': int(os.environ['ROS_DOMAIN_ID'])},
+              'backends': {}}
+    rclpy.init()
+    node = rclpy.create_node('bench_ros_client')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        for backend in backends:
+            report['backends'][backend] = bench_backend(executor, node, backend, calls,
+                                                        duration, request)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return report
+
+
+def _backend_summary(r: dict) -> str:
+    lines = [f"{r['machine']['cpu']} ({r['machine']['cores']} cores), "
+             f"{r['machine']['node_torch_threads']} inference thread(s) per node",
+             'backend        cold start s  /vqa p50  p99 ms   vqa_service RSS MB  '
+             'captions/s  vla_node RSS MB  libtorch mapped']
+    for name, b in r['backends'].items():
+        rt = b['vqa']['round_trip_ms']
+        lines.append(f"{name:14s}{b['cold_start_s']['median']:12.2f}{rt['p50']:10.2f}"
+                     f"{rt['p99']:8.2f}{b['vqa_service_memory']['rss_mb']:18.1f}"
+                     f"{b['captions_per_s']:14.2f}{b['vla_node_memory']['rss_mb']:16.1f}   "
+                     f"{b['libtorch_mapped']}")
+    return '\n'.join(lines)
+
+
 def _summary(r: dict) -> str:
     lines = [f"{r['machine']['cpu']} ({r['machine']['cores']} cores), torch "
              f"{r['machine']['torch']}, {r['machine']['node_torch_threads']} torch thread(s)",
@@ -547,15 +670,20 @@ def _summary(r: dict) -> str:
     return '\n'.join(lines)
 
 
-def main(calls: int = 300, duration: float = 10.0, as_json: bool = False) -> int:
+def main(calls: int = 300, duration: float = 10.0, as_json: bool = False,
+         backend: str = None) -> int:
+    """The full benchmark, or with `backend` (torch, onnxruntime, both) the backend one."""
+    backends = {None: None, 'both': ('torch', 'onnxruntime')}.get(backend, (backend,))
     try:
-        report = run_benchmark(calls, duration)
+        report = (run_benchmark(calls, duration) if backends is None else
+                  run_backend_benchmark(backends, calls, duration))
     except BenchError as e:
         print(f'bench-ros: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    print(json.dumps(report, indent=1) if as_json else _summary(report))
+    summary = _summary if backends is None else _backend_summary
+    print(json.dumps(report, indent=1) if as_json else summary(report))
     return 0
 
 

@@ -109,6 +109,21 @@ class DemoConsole(Node):
                     f'(confidence {r.confidence:.2f}, {r.latency_ms:.1f} ms)')
 
 
+def start_web(model_params):
+    """The operator page, or None (with the reason printed) when its port is taken: the
+    demo is still useful without it."""
+    from rclpy.exceptions import ParameterException
+    from .web_node import WebNode
+    try:
+        web = WebNode(parameter_overrides=model_params)
+    except ParameterException as e:
+        print(f'vla_ros demo: no operator page: {e}', file=sys.stderr)
+        return None
+    print(f"vla_ros demo: operator page on http://{web.p['bind_address']}:{web.port}/",
+          flush=True)
+    return web
+
+
 def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
              params_file: str = '', question_period: int = 3, sim: bool = False,
              sim_policy: str = 'model') -> int:
@@ -137,6 +152,9 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         if sim:
             from .sim_demo import start_sim
             nodes += start_sim(vla, sim_policy)
+        web = start_web(model)
+        if web is not None:
+            nodes.append(web)
         executor = make_executor()
         for node in nodes:
             executor.add_node(node)

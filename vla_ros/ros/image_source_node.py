@@ -11,6 +11,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from .diagnostics import NodeDiagnostics, OK, WARN
 from .frame_sources import open_source, SOURCES
 from .image_conversion import rgb_to_compressed, rgb_to_image
 from .params import declare_parameters, Param, param_values, qos_profile
@@ -59,7 +60,9 @@ class ImageSourceNode(Node):
         self.compressed_pub = (self.create_publisher(CompressedImage, 'image/compressed', qos)
                                if p['publish_compressed'] else None)
         self.published = 0
+        self.failed = ''
         self.timer = self.create_timer(1.0 / p['rate'], self._publish_next)
+        self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
         self.get_logger().info(f"publishing {self.source.name} at {p['rate']:g} Hz")
 
     def _publish_next(self):
@@ -79,9 +82,19 @@ class ImageSourceNode(Node):
                 self.compressed_pub.publish(rgb_to_compressed(
                     rgb, header, p['compressed_format'], p['jpeg_quality']))
             self.published += 1
+            self.failed = ''
+            self.diagnostics.count('frames published')
         except Exception as e:  # noqa: BLE001 - a callback must not raise; next tick retries
+            self.failed = f'{type(e).__name__}: {e}'
             self.get_logger().error(f'frame not published: {type(e).__name__}: {e}',
                                     throttle_duration_sec=5.0)
+
+    def _diagnostic_report(self, values: dict):
+        values['source'] = self.source.name
+        values['rate (set)'] = self.p['rate']
+        if self.failed:
+            return WARN, f'last frame not published: {self.failed}'
+        return OK, ''
 
     def destroy_node(self):
         self.source.close()

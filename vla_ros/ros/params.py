@@ -78,6 +78,21 @@ def qos_profile(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
+# Requests (the /vqa service, `question` messages) are reliable and queued: a burst of
+# callers is served in order instead of having its oldest requests overwritten.
+REQUEST_PARAMS = (
+    Param('request_queue_depth', 100,
+          'requests (/vqa calls, questions) queued while the model is busy; beyond this the '
+          'oldest waiting one is dropped by DDS. Also the depth of the /vqa responses.',
+          range=(1, 10000)),
+)
+
+
+def request_qos(depth: int) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
 # Results go out RELIABLE: a reliable publisher reaches both reliable and best-effort
 # subscribers, a best-effort one only the latter (e.g. not `ros2 topic echo` defaults).
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,

@@ -17,20 +17,28 @@ velocity watchdog has its own thread.
 import time
 
 from rclpy.node import Node
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
+from ..annotate import annotate, Overlay
 from ..msg import Answer, Caption
 from ..preprocess import ImageError
 from .action_control import ACTION_PARAMS, ActionControl
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
-from .params import declare_parameters, OUTPUT_QOS, Param, param_values
+from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
+from .image_conversion import rgb_to_image
+from .params import (declare_parameters, OUTPUT_QOS, Param, param_values, request_qos,
+                     REQUEST_PARAMS)
 from .runner import run_node
 from .shared_engine import answer_latest, ENGINE_PARAMS, get_engine
 
 PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
           range=(0.0, 100.0), dynamic=True),
-) + INPUT_PARAMS + ACTION_PARAMS
+    Param('annotated_rate', 5.0, '`annotated` images per second while someone subscribes '
+          '(0 = never)', range=(0.0, 60.0)),
+    Param('annotated_width', 480, 'width in pixels of `annotated` images', range=(64, 4096)),
+) + INPUT_PARAMS + REQUEST_PARAMS + ACTION_PARAMS
 
 
 class VLANode(Node):
@@ -41,17 +49,24 @@ class VLANode(Node):
         declare_parameters(self, PARAMS)
         p = param_values(self, PARAMS)
         start = time.perf_counter()
-        self.engine = get_engine(p['checkpoint'], p['threads'])
+        self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
         self.camera = CameraInput(self)
         self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
         self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)
-        # Questions are commands: reliable and queued (depth 10), unlike camera frames.
-        self.create_subscription(String, 'question', self._on_question, 10)
+        # Questions are requests: reliable and queued, unlike camera frames.
+        self.create_subscription(String, 'question', self._on_question,
+                                 request_qos(p['request_queue_depth']))
         self.caption_timer = None
         self._last_captioned = 0      # seq of the last frame captioned
         self._set_caption_rate(p['caption_rate'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.actions = ActionControl(self, self.camera, self.engine)
+        self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
+        # The annotated view: drawn only while someone subscribes (rqt_image_view, Foxglove).
+        self.overlay = Overlay()
+        self.annotated_pub = self.create_publisher(Image, 'annotated', OUTPUT_QOS)
+        if p['annotated_rate'] > 0:
+            self.create_timer(1.0 / p['annotated_rate'], self._publish_annotated)
         self.get_logger().info(
             f'model {self.engine.checkpoint} ready in {time.perf_counter() - start:.1f} s; '
             f"listening on {self.camera.topics()}, captions at {p['caption_rate']:g} Hz")
@@ -87,6 +102,42 @@ class VLANode(Node):
         self.caption_pub.publish(Caption(header=frame.header, caption=result.text,
                                          confidence=result.confidence,
                                          latency_ms=result.latency_ms))
+        self.overlay.caption = result.text
+        self.diagnostics.count('captions')
+        self.diagnostics.latency('caption model', result.latency_ms)
+        self.diagnostics.latency('caption since frame stamp', self._since_stamp(frame.header))
+
+    def _since_stamp(self, header) -> float:
+        """ms from the frame's stamp to now (end to end; assumes the camera's clock)."""
+        stamp = header.stamp.sec * 1e9 + header.stamp.nanosec
+        return (self.get_clock().now().nanoseconds - stamp) / 1e6
+
+    def _diagnostic_report(self, values: dict):
+        values['model'] = self.engine.checkpoint
+        values['backend'] = getattr(self.engine, 'backend', 'torch')
+        values['caption_rate (max)'] = self.get_parameter('caption_rate').value
+        loop = self.actions.loop
+        values['action state'] = loop.state or 'idle'
+        values['action instruction'] = loop.instruction
+        return worst(frame_status(self.camera, values),
+                     request_status(self.diagnostics, 'questions', 'question errors'))
+
+    def _publish_annotated(self):
+        if self.annotated_pub.get_subscription_count() == 0:
+            return                                   # nobody looks: draw nothing
+        frame = self.camera.cache.latest()
+        if frame is None:
+            return
+        try:
+            rgb = frame.rgb()
+        except ImageError:
+            return
+        loop = self.actions.loop
+        self.overlay.action_state, self.overlay.instruction = loop.state or '', loop.instruction
+        self.overlay.command = self.actions.command_fractions()
+        image = annotate(rgb, self.overlay, self.get_parameter('annotated_width').value)
+        self.annotated_pub.publish(rgb_to_image(image, frame.header))
+        self.diagnostics.count('annotated images')
 
     def destroy_node(self):
         self.actions.close()
@@ -109,8 +160,15 @@ class VLANode(Node):
                         question=msg.data, success=result is not None, error=error)
         if result is not None:
             answer.answer, answer.confidence = result.text, result.confidence
+        self.overlay.question = msg.data
+        self.overlay.answer = answer.answer if result is not None else f'({error})'
         answer.latency_ms = (time.perf_counter() - start) * 1000
         self.answer_pub.publish(answer)
+        self.diagnostics.count('questions')
+        if result is None:
+            self.diagnostics.count('question errors')
+        else:
+            self.diagnostics.latency('answer', answer.latency_ms)
 
 
 def main(args=None):

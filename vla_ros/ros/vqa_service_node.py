@@ -15,12 +15,13 @@ from rclpy.node import Node
 from ..preprocess import ImageError
 from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
+from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, param_values
+from .params import declare_parameters, param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
 from .shared_engine import answer_latest, answer_or_error, ENGINE_PARAMS, get_engine
 
-PARAMS = ENGINE_PARAMS + INPUT_PARAMS
+PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
 
 class VQAServiceNode(Node):
@@ -30,10 +31,12 @@ class VQAServiceNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         declare_parameters(self, PARAMS)
         p = param_values(self, PARAMS)
-        self.engine = get_engine(p['checkpoint'], p['threads'])
+        self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
         self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
-        self.service = self.create_service(VQA, 'vqa', self._on_request)
+        self.service = self.create_service(
+            VQA, 'vqa', self._on_request, qos_profile=request_qos(p['request_queue_depth']))
+        self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
         self.get_logger().info(f'serving {self.service.service_name} with model '
                                f'{self.engine.checkpoint}; frames from {self.camera.topics()}')
 
@@ -52,7 +55,18 @@ class VQAServiceNode(Node):
         else:
             response.error = error
         response.latency_ms = (time.perf_counter() - start) * 1000
+        self.diagnostics.count('vqa calls')
+        if result is None:
+            self.diagnostics.count('vqa errors')
+        else:
+            self.diagnostics.latency('vqa', response.latency_ms)
         return response
+
+    def _diagnostic_report(self, values: dict):
+        values['model'] = self.engine.checkpoint
+        values['backend'] = getattr(self.engine, 'backend', 'torch')
+        return worst(frame_status(self.camera, values),
+                     request_status(self.diagnostics, 'vqa calls', 'vqa errors'))
 
     def _answer(self, request):
         """(stamp of the frame used or None, TextResult or None, error)."""

@@ -8,6 +8,9 @@ expert's (linear, angular, done).
                            speeds, in [-1, 1] (positive angular = turn left)
     batch['done']          float32 (n,): 1 where the goal is reached (stop: always 1)
     batch['phase']         list of n str: search | far | near | turn | done | stop
+    batch['target_uv']     float32 (n, 2): where the target's icon is centred in the image
+                           (u, v as fractions of width, height); meaningful where
+    batch['target_seen']   float32 (n,) is 1 (in view, and the instruction names it)
 
 States come from the expert's own rollouts with noisy execution (random per-episode noise
 level, plus occasional multi-step drifts), from perturbed copies of those states, and,
@@ -26,7 +29,7 @@ import numpy as np
 
 from .expert import expert_action, FACE_TOLERANCE
 from .instructions import Goal, instruction_text
-from .render import in_view, render_camera
+from .render import camera_point, in_view, render_camera
 from .world import MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE, World
 
 TRAIN_SEEDS = 1_000_000           # world seeds in [0, TRAIN_SEEDS); evaluation starts there
@@ -146,6 +149,8 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     velocity = np.empty((n, 2), np.float32)
     done = np.empty(n, np.float32)
+    target_uv = np.zeros((n, 2), np.float32)
+    target_seen = np.zeros(n, np.float32)
     instructions, phases = [], []
     i = 0
     while i < n:
@@ -155,8 +160,12 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
             images[i] = render_camera(world, image_size)
             velocity[i] = linear, angular
             done[i] = d
+            if goal.kind != 'stop' and in_view(world, target):
+                u, v, _ = camera_point(*world.ego(target))
+                if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0:
+                    target_uv[i], target_seen[i] = (u, v), 1.0
             instructions.append(text)
             phases.append(phase_of(world, goal, target))
             i += 1
     return {'images': images, 'instructions': instructions, 'velocity': velocity,
-            'done': done, 'phase': phases}
+            'done': done, 'phase': phases, 'target_uv': target_uv, 'target_seen': target_seen}

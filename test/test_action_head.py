@@ -1,0 +1,65 @@
+"""The pointer action head and its second training stage (issue 4)."""
+import dataclasses
+
+import numpy as np
+import torch
+
+from vla_ros.model import ModelConfig, VLAModel
+from vla_ros.model.action_head import patch_grid
+from vla_ros.sim.demonstrations import sample_batch
+from vla_ros.train import init_model, pointer_target, TrainConfig
+
+CFG = ModelConfig(vocab_size=64, dim=32, heads=2, kv_heads=1, kv_rank=8, vision_layers=1,
+                  decoder_layers=1, action_hidden=16, action_pointer=True)
+
+
+def test_pointer_head_shapes_and_gradients():
+    torch.manual_seed(0)
+    model = VLAModel(CFG)
+    pixels = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    ids = torch.randint(5, 64, (3, 6))
+    visual, patches = model.encode(pixels)
+    velocity, done = model.act(visual, ids, torch.tensor([6, 4, 2]), patches=patches)
+    assert velocity.shape == (3, 2) and done.shape == (3,)
+    assert velocity.abs().max() <= 1
+    logits = model.pointer_logits(visual, ids, None, patches)
+    assert logits.shape == (3, CFG.num_patches + 1)
+    (velocity.sum() + done.sum() + logits.sum()).backward()
+    assert model.vision.patch.weight.grad.abs().sum() > 0   # the pointer trains the vision
+
+
+def test_pointer_target_is_a_gaussian_at_the_target_or_not_in_view():
+    grid = patch_grid(8)
+    uv = torch.tensor([[0.0625, 0.9375], [0.5, 0.5]])
+    target = pointer_target(grid, uv, torch.tensor([1.0, 0.0]))
+    assert torch.allclose(target.sum(1), torch.ones(2))
+    assert target[0, :-1].argmax() == 56 and target[0, -1] == 0   # bottom-left patch
+    assert target[1, -1] == 1
+
+
+def test_demonstrations_say_where_the_target_was_drawn():
+    from vla_ros.data.vocabulary import COLORS
+    from vla_ros.sim.instructions import parse_instruction
+    b = sample_batch(np.random.default_rng(3), 64)
+    seen = np.flatnonzero(b['target_seen'] == 1)
+    assert 0 < len(seen) < 64
+    hits = 0
+    for i in seen:
+        colour = parse_instruction(b['instructions'][i]).color
+        u, v = b['target_uv'][i]
+        pixel = b['images'][i][min(63, int(v * 64)), min(63, int(u * 64))].astype(int)
+        hits += int(np.abs(pixel - np.array(COLORS[colour])).max() <= 40)
+    assert hits >= 0.8 * len(seen), f'{hits} of {len(seen)} target centres have its colour'
+    assert not any(b['target_seen'][i] for i, p in enumerate(b['phase']) if p == 'stop')
+
+
+def test_second_stage_swaps_in_the_pointer_head_and_keeps_the_rest(tmp_path):
+    from vla_ros.engine import default_checkpoint
+    from vla_ros.model.checkpoint import load_checkpoint
+    base, _ = load_checkpoint(default_checkpoint())
+    cfg = TrainConfig(init_from=default_checkpoint(), model={'action_pointer': True})
+    model, _ = init_model(cfg)
+    assert model.cfg == dataclasses.replace(base.cfg, action_pointer=True)
+    for name, value in base.state_dict().items():
+        if not name.startswith('action.'):
+            assert torch.equal(model.state_dict()[name], value), name

@@ -1,0 +1,142 @@
+"""The ONNX Runtime engine against the torch engine with the shipped checkpoint: the same
+answers, captions and refusals, act() within tolerance, and no torch in its process."""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip('onnxruntime')
+
+from vla_ros.data.easy_vqa import load_split  # noqa: E402
+from vla_ros.engine import make_engine, QuestionError, resolve_backend  # noqa: E402
+from vla_ros.engine_api import ActionResult, default_checkpoint, TextResult  # noqa: E402
+from vla_ros.onnx_export import source_directory  # noqa: E402
+from vla_ros.preprocess import ImageError  # noqa: E402
+
+QUESTIONS = 200
+INSTRUCTIONS = ('go to the red circle', 'drive to the blue square', 'turn left',
+                'find the green triangle', 'stop')
+
+
+@pytest.fixture(scope='module')
+def engines():
+    return make_engine(backend='torch'), make_engine(backend='onnxruntime')
+
+
+@pytest.fixture(scope='module')
+def split():
+    return load_split('test')
+
+
+def test_same_answers_as_torch_on_easy_vqa_test_questions(engines, split):
+    torch_engine, ort_engine = engines
+    assert (torch_engine.backend, ort_engine.backend) == ('torch', 'onnxruntime')
+    differ = []
+    for q, _a, i in split.questions[:QUESTIONS]:
+        a, b = torch_engine.answer(split.images[i], q), ort_engine.answer(split.images[i], q)
+        assert isinstance(b, TextResult) and b.latency_ms > 0
+        if a.text != b.text or abs(a.confidence - b.confidence) > 1e-4:
+            differ.append((q, i, a, b))
+    assert not differ, differ[:5]
+
+
+def test_same_captions_as_torch(engines, split):
+    torch_engine, ort_engine = engines
+    for i in range(20):
+        a, b = torch_engine.caption(split.images[i]), ort_engine.caption(split.images[i])
+        assert a.text == b.text and abs(a.confidence - b.confidence) < 1e-4, (i, a, b)
+
+
+def test_act_matches_torch_within_tolerance(engines, split):
+    torch_engine, ort_engine = engines
+    for n, instruction in enumerate(INSTRUCTIONS):
+        image = split.images[n]
+        a, b = torch_engine.act(image, instruction), ort_engine.act(image, instruction)
+        assert isinstance(b, ActionResult)
+        assert np.allclose([a.linear, a.angular, a.done], [b.linear, b.angular, b.done],
+                           atol=1e-4), (instruction, a, b)
+
+
+def test_same_refusals_as_torch(engines):
+    image = np.zeros((64, 64, 3), np.uint8)
+    for question in ('', '  \n', 'why ' * 3000, None, 'word ' * 60):
+        messages = []
+        for engine in engines:
+            with pytest.raises(QuestionError) as e:
+                engine.answer(image, question)
+            messages.append(str(e.value))
+        assert messages[0] == messages[1]
+    for bad in (np.zeros((64, 64, 3), np.float32), np.zeros((0, 5, 3), np.uint8), 'image'):
+        messages = []
+        for engine in engines:
+            with pytest.raises(ImageError) as e:
+                engine.caption(bad)
+            messages.append(str(e.value))
+        assert messages[0] == messages[1]
+
+
+def test_any_frame_size_and_bgr_as_torch(engines, split):
+    torch_engine, ort_engine = engines
+    big = np.ascontiguousarray(np.repeat(np.repeat(split.images[3], 5, 0), 7, 1))
+    for image, bgr in ((big, False), (split.images[3][:, :, ::-1].copy(), True)):
+        assert torch_engine.answer(image, 'what shape is it?', bgr=bgr).text == \
+            ort_engine.answer(image, 'what shape is it?', bgr=bgr).text
+    assert ort_engine.image_size == torch_engine.image_size == 64
+    assert ort_engine.checkpoint == torch_engine.checkpoint
+    assert ort_engine.tokenizer.vocab == torch_engine.tokenizer.vocab
+    assert ort_engine.prepare_image(big).shape == (1, 64, 64, 3)
+
+
+def test_threads_share_one_engine(engines, split):
+    _, ort_engine = engines
+    rows = split.questions[:40]
+    expected = [ort_engine.answer(split.images[i], q).text for q, _a, i in rows]
+    results = [None] * len(rows)
+
+    def work(start):
+        for n in range(start, len(rows), 4):
+            q, _a, i = rows[n]
+            results[n] = ort_engine.answer(split.images[i], q).text
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+def test_auto_backend_is_torch_with_torch_and_weights_else_onnxruntime(tmp_path):
+    checkpoint = source_directory(default_checkpoint())
+    assert resolve_backend('auto', checkpoint) == 'torch'
+    for name in ('config.json', 'tokenizer.json'):
+        shutil.copy(os.path.join(checkpoint, name), tmp_path / name)
+    shutil.copytree(os.path.join(checkpoint, 'onnx'), tmp_path / 'onnx')
+    engine = make_engine(str(tmp_path), backend='auto')   # no model.safetensors
+    assert engine.backend == 'onnxruntime'
+    with pytest.raises(ValueError, match='backend must be one of'):
+        make_engine(backend='tensorflow')
+
+
+TORCH_FREE = """
+import sys
+import numpy as np
+import vla_ros.engine, vla_ros.engine_api, vla_ros.ort_engine, vla_ros.onnx_manifest
+import vla_ros.tokenizer, vla_ros.preprocess, vla_ros.model.config, vla_ros.bench
+from vla_ros.model import ModelConfig
+from vla_ros.engine import make_engine, QuestionError, TextResult
+engine = make_engine(backend='onnxruntime')
+print(engine.answer(np.zeros((64, 64, 3), np.uint8), 'what color is the shape?').text)
+assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))
+"""
+
+
+def test_onnx_engine_process_never_imports_torch():
+    run = subprocess.run([sys.executable, '-c', TORCH_FREE], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip()

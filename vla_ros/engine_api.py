@@ -1,0 +1,199 @@
+"""What every inference backend shares, without importing torch.
+
+The result dataclasses, the refusals (QuestionError; preprocess.ImageError for frames),
+where the bundled model lives, reading a checkpoint's config.json / tokenizer.json, and
+`EngineBase`: answer / caption / act with the same prompt validation, the same lock and
+the same latency accounting for every backend. A backend (torch_engine.py, ort_engine.py)
+only says how pixels and token ids become tokens and velocities.
+
+Importing this module (or tokenizer.py, preprocess.py, model/config.py) never imports
+torch, so processes that serve the ONNX export stay small.
+"""
+import hashlib
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import tokenizer as tok
+from .errors import CheckpointError
+from .model.config import ModelConfig
+from .preprocess import to_model_input
+
+PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))  # the source tree under symlink installs
+DEFAULT_MODEL = 'vla_tiny'
+CONFIG, WEIGHTS, TOKENIZER = 'config.json', 'model.safetensors', 'tokenizer.json'
+REPLY_ROOM = 12   # tokens kept free after a prompt for the reply
+
+
+class QuestionError(ValueError):
+    """A question or instruction the engine refuses; the message says why."""
+
+
+@dataclass
+class TextResult:
+    text: str
+    confidence: float      # probability of the generated token sequence
+    latency_ms: float
+
+
+@dataclass
+class ActionResult:
+    linear: float          # forward speed in [-1, 1] of the maximum
+    angular: float         # turn rate in [-1, 1] of the maximum (positive = left)
+    done: float            # probability that the goal is reached
+    latency_ms: float
+
+
+def default_checkpoint() -> str:
+    """$VLA_ROS_MODEL, else the installed package's models/, else the source tree's."""
+    if os.environ.get('VLA_ROS_MODEL'):
+        return os.environ['VLA_ROS_MODEL']
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(os.path.join(get_package_share_directory('vla_ros'), 'models'))
+    except Exception:  # not a ROS install, or vla_ros not in the ament index
+        pass
+    candidates.append(os.path.join(os.path.dirname(PACKAGE_DIR), 'models'))
+    for prefix in (os.environ.get('VIRTUAL_ENV'), sys.prefix):
+        if prefix:
+            candidates.append(os.path.join(prefix, 'share', 'vla_ros', 'models'))
+    for c in candidates:
+        if os.path.isdir(os.path.join(c, DEFAULT_MODEL)):
+            return os.path.join(c, DEFAULT_MODEL)
+    return os.path.join(candidates[-1], DEFAULT_MODEL)
+
+
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read(path: str, parse):
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path}: file not found')
+    try:
+        with open(path) as f:
+            return parse(f.read())
+    except (ValueError, TypeError, KeyError, AssertionError) as e:
+        raise CheckpointError(f'{path}: invalid ({e})') from e
+
+
+def read_config_and_tokenizer(directory: str):
+    """(ModelConfig, Tokenizer) of a checkpoint directory, without torch.
+
+    Raises CheckpointError naming the file that is missing or invalid.
+    """
+    if not os.path.isdir(directory):
+        raise CheckpointError(f'{directory}: checkpoint directory not found')
+    cfg = _read(os.path.join(directory, CONFIG), ModelConfig.from_json)
+    tokenizer = _read(os.path.join(directory, TOKENIZER), tok.Tokenizer.from_json)
+    if len(tokenizer) != cfg.vocab_size:
+        raise CheckpointError(f'{os.path.join(directory, TOKENIZER)}: {len(tokenizer)} tokens '
+                              f'but {CONFIG} says vocab_size={cfg.vocab_size}')
+    return cfg, tokenizer
+
+
+def sigmoid(x: float) -> float:
+    """Logistic function without overflow for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def finite_or_zero(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+class EngineBase:
+    """answer / caption / act on top of a backend's `_generate` and `_act`.
+
+    Subclasses set `config` (ModelConfig), `tokenizer` and `image_size` and implement
+    `prepare_image`, `_generate(pixels, prompt_ids) -> (token ids, probabilities)` and
+    `_act(pixels, prompt_ids) -> (linear, angular, done probability)`. Model calls are
+    serialised by one lock, so an engine can be shared between nodes and threads.
+    """
+    backend = ''
+
+    def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500):
+        if threads < 1:
+            raise ValueError(f'threads must be >= 1, got {threads}')
+        self.checkpoint = checkpoint or default_checkpoint()
+        self.threads = threads
+        self.max_question_chars = max_question_chars
+        self._lock = threading.Lock()
+
+    # -- inputs ---------------------------------------------------------------------------
+    def pixels(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
+        """Any-size uint8 frame -> (1, S, S, 3) uint8 RGB array. Raises preprocess.ImageError."""
+        return to_model_input(image, self.image_size, bgr)[None]
+
+    def prepare_image(self, image: np.ndarray, bgr: bool = False):
+        """Any-size uint8 frame -> the backend's (1, S, S, 3) input. Raises ImageError."""
+        return self.pixels(image, bgr)
+
+    def prompt_ids(self, lead: int, text: str, what: str, tail=()) -> list:
+        """`lead text tail` as token ids; QuestionError when the text is unusable."""
+        if not isinstance(text, str):
+            raise QuestionError(f'{what} must be text, got {type(text).__name__}')
+        stripped = text.strip()
+        if not stripped:
+            raise QuestionError(f'{what} is empty')
+        if len(stripped) > self.max_question_chars:
+            raise QuestionError(f'{what} is {len(stripped)} characters long; '
+                                f'the limit is {self.max_question_chars}')
+        ids = [lead] + self.tokenizer.encode(stripped) + list(tail)
+        room = self.config.max_text_len - REPLY_ROOM
+        if len(ids) > room:
+            raise QuestionError(f'{what} is {len(ids)} tokens long; the model reads at most '
+                                f'{room} (fewer, longer words are fine)')
+        return ids
+
+    # -- the three things the model does -----------------------------------------------------
+    def answer(self, image: np.ndarray, question: str, bgr: bool = False) -> TextResult:
+        """Answer a question about an image. Raises ImageError / QuestionError."""
+        prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
+        return self._text(self.prepare_image(image, bgr), prompt)
+
+    def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
+        """Describe an image in one sentence. Raises ImageError."""
+        return self._text(self.prepare_image(image, bgr), [tok.CAPTION])
+
+    def act(self, image: np.ndarray, instruction: str, bgr: bool = False) -> ActionResult:
+        """Velocity command for following an instruction. Raises ImageError / QuestionError."""
+        pixels = self.prepare_image(image, bgr)
+        prompt = self.prompt_ids(tok.ACTION, instruction, 'instruction')
+        start = time.perf_counter()
+        with self._lock:
+            linear, angular, done = self._act(pixels, prompt)
+        return ActionResult(finite_or_zero(linear), finite_or_zero(angular),
+                            finite_or_zero(done), (time.perf_counter() - start) * 1000)
+
+    def _text(self, pixels, prompt: list) -> TextResult:
+        start = time.perf_counter()
+        with self._lock:
+            tokens, probs = self._generate(pixels, prompt)
+        text = self.tokenizer.decode(tokens)
+        confidence = float(np.prod(np.asarray(probs, dtype=np.float32)))
+        return TextResult(text, confidence, (time.perf_counter() - start) * 1000)
+
+    def max_new_tokens(self, prompt_len: int, limit: int = 24) -> int:
+        """Reply length cap: as model.generate, the text never outgrows max_text_len."""
+        return min(limit, self.config.max_text_len - prompt_len + 1)
+
+    # -- what a backend provides ------------------------------------------------------------
+    def _generate(self, pixels, prompt: list):
+        raise NotImplementedError
+
+    def _act(self, pixels, prompt: list):
+        raise NotImplementedError

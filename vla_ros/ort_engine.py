@@ -1,0 +1,111 @@
+"""The ONNX Runtime backend of the inference engine: the export of `vla-ros export`, no torch.
+
+Same API and answers as the torch engine (torch_engine.py), at a fraction of the memory:
+onnxruntime instead of libtorch in the process. Three graphs (onnx_manifest.py):
+  image_encoder  uint8 pixels (B, S, S, 3) -> visual tokens (B, Q, dim), patches (B, N, dim)
+  decoder_step   new token ids (B, T), visual tokens, the latent KV cache of the text
+                 seen so far (layers, B, past, rank) -> logits (B, T, vocab), the last
+                 hidden state (B, dim) and the grown cache (layers, B, past + T, rank)
+  action_head    last hidden state (and patches, for a pointer head) -> velocity (B, 2),
+                 done logit (B,)
+Greedy decoding is incremental as in torch: one decoder_step call for the prompt, then
+one per generated token, each feeding the previous call's cache back in.
+
+Threads: `threads` sets ONNX Runtime's intra-op pool (per session; inter-op is 1, and
+pool threads sleep rather than spin when idle, which matters on a 2-core robot shared
+with other nodes).
+"""
+import numpy as np
+import onnxruntime as ort
+
+from . import tokenizer as tok
+from .engine_api import EngineBase, read_config_and_tokenizer, sigmoid
+from .errors import CheckpointError
+from .onnx_manifest import default_onnx_dir, read_manifest
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """Sequential execution on `threads` intra-op threads that never busy-wait."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+    options.log_severity_level = 3   # errors only: no warnings on stderr in nodes
+    return options
+
+
+def load_session(path: str, options: ort.SessionOptions, inputs, outputs):
+    """An InferenceSession for `path` whose I/O names are `inputs` and `outputs`."""
+    try:
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    except Exception as e:  # noqa: BLE001 - ORT raises private pybind types (Fail, InvalidGraph)
+        raise CheckpointError(f'{path}: ONNX Runtime cannot load it ({e})') from e
+    names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    if names != (list(inputs), list(outputs)):
+        raise CheckpointError(f'{path}: graph has inputs/outputs {names}, the manifest says '
+                              f'{(list(inputs), list(outputs))}')
+    return session
+
+
+class OnnxEngine(EngineBase):
+    """Load a checkpoint's ONNX export once; answer, caption and act with ONNX Runtime."""
+    backend = 'onnxruntime'
+
+    def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500,
+                 onnx_dir: str = None):
+        super().__init__(checkpoint, threads, max_question_chars)
+        self.config, self.tokenizer = read_config_and_tokenizer(self.checkpoint)
+        self.image_size = self.config.image_size
+        self.onnx_dir = onnx_dir or default_onnx_dir(self.checkpoint)
+        self.manifest = read_manifest(self.onnx_dir, self.checkpoint)
+        options = session_options(threads)
+        graphs = self.manifest['graphs']
+        self.sessions = {name: load_session(g['path'], options, g['inputs'], g['outputs'])
+                         for name, g in graphs.items()}
+        cache = self.manifest['kv_cache']
+        self._no_past = np.zeros((cache['layers'], 1, 0, cache['width']), np.float32)
+
+    # -- the graphs -----------------------------------------------------------------------
+    def encode(self, pixels: np.ndarray):
+        """uint8 (B, S, S, 3) -> (visual tokens (B, Q, dim), patch features (B, N, dim))."""
+        return self.sessions['image_encoder'].run(None, {'pixels': pixels})
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (B, S, S, 3) -> visual tokens (B, Q, dim)."""
+        return self.sessions['image_encoder'].run(['visual'], {'pixels': pixels})[0]
+
+    def decoder_step(self, ids: np.ndarray, visual: np.ndarray, past: np.ndarray = None):
+        """(logits (B, T, vocab), last hidden (B, dim), cache (layers, B, past + T, rank))."""
+        if past is None:
+            past = np.zeros(self._no_past.shape[:1] + (ids.shape[0],) + self._no_past.shape[2:],
+                            np.float32)
+        return self.sessions['decoder_step'].run(None, {'ids': ids, 'visual': visual,
+                                                        'past': past})
+
+    # -- EngineBase ---------------------------------------------------------------------------
+    def _generate(self, pixels: np.ndarray, prompt: list):
+        """Greedy decoding with the KV cache, as VLAModel.generate (batch 1)."""
+        visual = self.encode_image(pixels)
+        ids, past = np.array([prompt], np.int64), self._no_past
+        tokens, probs = [], []
+        for _ in range(self.max_new_tokens(len(prompt))):
+            logits, _, past = self.decoder_step(ids, visual, past)
+            last = logits[0, -1]
+            nxt = int(last.argmax())
+            probs.append(1.0 / np.exp(last - last[nxt]).sum())   # softmax at the argmax
+            tokens.append(nxt)
+            if nxt == tok.EOS:
+                break
+            ids = np.array([[nxt]], np.int64)
+        return tokens, probs
+
+    def _act(self, pixels: np.ndarray, prompt: list):
+        visual, patches = self.encode(pixels)
+        _, hidden, _ = self.decoder_step(np.array([prompt], np.int64), visual, self._no_past)
+        head = self.sessions['action_head']
+        feeds = {'last_hidden': hidden, 'patches': patches}
+        velocity, done = head.run(None, {i.name: feeds[i.name] for i in head.get_inputs()})
+        return float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0]))

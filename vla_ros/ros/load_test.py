@@ -1,0 +1,177 @@
+"""`vla-ros load-test`: many concurrent `/vqa` clients against the real node processes.
+
+Starts `vqa_service` and `vla_node` as their own processes (as `ros2 run` does), streams
+a 640x480 camera at `camera_hz` into both, and lets `clients` service clients each make
+`calls` calls back to back (all clients at once), after one answered call each (see
+_first_call). Counts requests, responses (success or
+error) and calls that got nothing within `call_timeout`; reports round-trip percentiles,
+and the frames and captions that flowed meanwhile. Nothing is asserted here: the test
+(test/test_ros_load.py) and the README read the report.
+"""
+import json
+import os
+import threading
+import time
+
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from ..msg import Caption
+from ..srv import VQA
+from .bench_ros import (_camera_frames, _isolate, _ms, _start_node, BenchError, Camera,
+                        START_TIMEOUT_S)
+from .params import qos_profile
+from .runner import make_executor
+
+QUESTION = 'what color is the shape?'
+
+
+class LoadClient(Node):
+    """The test's side: `clients` VQA clients, a camera publisher, a caption counter."""
+
+    def __init__(self, clients: int):
+        super().__init__('vla_load_test')
+        self.vqa_clients = [self.create_client(VQA, 'vqa') for _ in range(clients)]
+        self.camera_pub = self.create_publisher(Image, 'image', qos_profile('reliable', 1))
+        self.captions = []
+        self.create_subscription(Caption, 'caption',
+                                 lambda m: self.captions.append(time.monotonic()), 100)
+
+
+def _first_call(client, timeout: float = 5.0, attempts: int = 5) -> int:
+    """One answered call, retried on timeout; returns the number of retries it took.
+
+    A client's first request can go unanswered with Fast DDS: the server waits only 100 ms
+    for the client's response reader to match (ros2/rmw_fastrtps#390, #467), which a busy
+    2-core machine can exceed. The burst measures clients that have been answered once.
+    """
+    for attempt in range(attempts):
+        done = threading.Event()
+        future = client.call_async(VQA.Request(question=QUESTION))
+        future.add_done_callback(lambda _: done.set())
+        if done.wait(timeout):
+            return attempt
+        client.remove_pending_request(future)
+    raise BenchError(f'no answer to {attempts} first calls')
+
+
+def _client_worker(client, calls, timeout, results, lock):
+    """`calls` calls one after the other; each result is (round trip s or None, success)."""
+    for _ in range(calls):
+        done = threading.Event()
+        start = time.perf_counter()
+        future = client.call_async(VQA.Request(question=QUESTION))
+        future.add_done_callback(lambda _: done.set())
+        if done.wait(timeout):
+            response = future.result()
+            entry = (time.perf_counter() - start, bool(response.success), response.error)
+        else:
+            client.remove_pending_request(future)
+            entry = (None, False, 'no response')
+        with lock:
+            results.append(entry)
+
+
+def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
+                  call_timeout: float = 30.0, caption_rate: float = 30.0) -> dict:
+    if clients < 1 or calls < 1:
+        raise BenchError('--clients and --calls must be >= 1')
+    _isolate()
+    rclpy.init()
+    children = []
+    executor = node = camera = None
+    try:
+        children = [_start_node('vqa_service', {}),
+                    _start_node('vla_node', {'caption_rate': caption_rate})]
+        node = LoadClient(clients)
+        executor = make_executor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        camera = Camera(node.camera_pub, _camera_frames(), camera_hz)
+        camera.start()
+        end = time.monotonic() + START_TIMEOUT_S
+        while not (node.vqa_clients[0].service_is_ready() and node.captions):
+            for child in children:
+                child.check()
+            if time.monotonic() > end:
+                raise BenchError('the nodes did not start serving:\n'
+                                 + '\n'.join(c.output() for c in children))
+            time.sleep(0.1)
+        for client in node.vqa_clients:   # every client discovered before the burst
+            if not client.wait_for_service(timeout_sec=START_TIMEOUT_S):
+                raise BenchError('a client never discovered the vqa service')
+        first_call_retries = sum(_first_call(c) for c in node.vqa_clients)
+        results, lock = [], threading.Lock()
+        workers = [threading.Thread(target=_client_worker,
+                                    args=(c, calls, call_timeout, results, lock), daemon=True)
+                   for c in node.vqa_clients]
+        frames_before, captions_before = len(camera.sent), len(node.captions)
+        start = time.monotonic()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        window = time.monotonic() - start
+        frames = len(camera.sent) - frames_before
+        captions = len(node.captions) - captions_before
+        for child in children:
+            child.check()                      # and both processes are still alive
+    finally:
+        if camera is not None:
+            camera.halt.set()
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        for child in children:
+            child.stop()
+    round_trips = [r[0] * 1000 for r in results if r[0] is not None]
+    errors = sorted({r[2] for r in results if r[0] is not None and not r[1]})
+    return {
+        'clients': clients, 'calls_per_client': calls, 'requests': clients * calls,
+        'responses': len(round_trips),
+        'succeeded': sum(1 for r in results if r[1]),
+        'unanswered': sum(1 for r in results if r[0] is None),
+        'errors': errors,
+        'first_call_retries': first_call_retries,
+        'round_trip_ms': {**_ms(round_trips, 50, 95, 99),
+                          'max': round(max(round_trips), 3) if round_trips else None},
+        'window_s': round(window, 3),
+        'calls_per_s': round(len(round_trips) / window, 1),
+        'camera_frames_published_per_s': round(frames / window, 1),
+        'captions_per_s': round(captions / window, 1),
+        'machine': {'cores': os.cpu_count()},
+    }
+
+
+def main(clients: int = 50, calls: int = 20, as_json: bool = False) -> int:
+    try:
+        report = run_load_test(clients, calls)
+    except BenchError as e:
+        print(f'vla-ros load-test: {e}')
+        return 1
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        rt = report['round_trip_ms']
+        print(f"{report['clients']} clients x {report['calls_per_client']} calls: "
+              f"{report['requests']} requests, {report['responses']} responses "
+              f"({report['succeeded']} succeeded, {report['unanswered']} unanswered) "
+              f"in {report['window_s']} s; round trip p50 {rt['p50']} ms, p95 {rt['p95']} ms, "
+              f"p99 {rt['p99']} ms, max {rt['max']} ms; meanwhile camera "
+              f"{report['camera_frames_published_per_s']} frames/s, "
+              f"{report['captions_per_s']} captions/s")
+    return 0 if report['responses'] == report['requests'] else 1
+
+
+if __name__ == '__main__':
+    import argparse
+    parser = argparse.ArgumentParser(prog='python -m vla_ros.ros.load_test')
+    parser.add_argument('--clients', type=int, default=50)
+    parser.add_argument('--calls', type=int, default=20)
+    parser.add_argument('--json', action='store_true')
+    arguments = parser.parse_args()
+    raise SystemExit(main(arguments.clients, arguments.calls, arguments.json))

@@ -1,0 +1,40 @@
+"""The torch backend of the inference engine: the trained model run eagerly by PyTorch.
+
+Training and evaluation need it; serving can use the ONNX export instead (ort_engine.py),
+which gives the same answers without loading torch. torch's own thread count is capped
+because on a small robot computer oversubscribed threads are far slower than one.
+"""
+import numpy as np
+import torch
+
+from . import tokenizer as tok
+from .engine_api import EngineBase, sigmoid
+from .model.checkpoint import load_checkpoint
+
+
+class InferenceEngine(EngineBase):
+    """Load a checkpoint once; answer, caption and act with the torch model."""
+    backend = 'torch'
+
+    def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500):
+        super().__init__(checkpoint, threads, max_question_chars)
+        torch.set_num_threads(threads)
+        self.model, self.tokenizer = load_checkpoint(self.checkpoint)
+        self.config = self.model.cfg
+        self.image_size = self.config.image_size
+
+    def prepare_image(self, image: np.ndarray, bgr: bool = False) -> torch.Tensor:
+        """Any-size uint8 frame -> (1, S, S, 3) tensor. Raises preprocess.ImageError."""
+        return torch.from_numpy(self.pixels(image, bgr))
+
+    def _generate(self, pixels: torch.Tensor, prompt: list):
+        with torch.inference_mode():
+            visual = self.model.encode_image(pixels)
+            tokens, probs = self.model.generate(visual, torch.tensor([prompt]), eos=tok.EOS)
+        return tokens[0].tolist(), probs[0].numpy()
+
+    def _act(self, pixels: torch.Tensor, prompt: list):
+        with torch.inference_mode():
+            visual, patches = self.model.encode(pixels)
+            velocity, done = self.model.act(visual, torch.tensor([prompt]), patches=patches)
+        return float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0]))
