@@ -92,3 +92,21 @@ def test_train_writes_checkpoint_metrics_and_curve(tmp_path):
     vla_ros('train', '--config', str(stage2), '--out', str(tmp_path / 'ck2'))
     first = json.loads((tmp_path / 'ck' / 'config.json').read_text())
     assert json.loads((tmp_path / 'ck2' / 'config.json').read_text()) == first
+
+
+def test_explain_writes_attention_maps_of_the_documented_size(small_dir, tmp_path):
+    import cv2
+    image = os.path.join(small_dir, 'images', sorted(os.listdir(
+        os.path.join(small_dir, 'images')))[0])
+    out = tmp_path / 'map.png'
+    printed = vla_ros('explain', '--image', image, '--question', 'what color is the shape?',
+                      '--out', str(out)).stdout
+    figure = cv2.imread(str(out))
+    assert figure.shape == (256 + 56, 3 * 256, 3) and 'wrote' in printed
+    pointer = tmp_path / 'pointer.png'
+    vla_ros('explain', '--image', image, '--instruction', 'go to the red circle',
+            '--out', str(pointer))
+    assert cv2.imread(str(pointer)).shape == (256 + 56, 2 * 256, 3)
+    failed = vla_ros('explain', '--image', str(tmp_path / 'none.png'), '--question', 'x',
+                     '--out', str(out), check=False)
+    assert failed.returncode != 0 and 'cannot read an image' in failed.stderr

@@ -10,7 +10,10 @@ from vla_ros.sim.instructions import parse_instruction, TEMPLATES
 
 def test_batch_fields_and_ranges():
     b = sample_batch(np.random.default_rng(0), 300)
-    assert set(b) == {'images', 'instructions', 'velocity', 'done', 'phase'}
+    assert set(b) == {'images', 'instructions', 'velocity', 'done', 'phase', 'target_uv',
+                      'target_seen'}
+    assert b['target_uv'].shape == (300, 2) and b['target_seen'].shape == (300,)
+    assert 0 <= b['target_uv'].min() and b['target_uv'].max() <= 1
     assert b['images'].shape == (300, 64, 64, 3) and b['images'].dtype == np.uint8
     assert b['velocity'].shape == (300, 2) and b['velocity'].dtype == np.float32
     assert b['done'].shape == (300,) and b['done'].dtype == np.float32
