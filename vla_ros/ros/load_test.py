@@ -3,9 +3,9 @@
 Starts `vqa_service` and `vla_node` as their own processes (as `ros2 run` does), streams
 a 640x480 camera at `camera_hz` into both, and lets `clients` service clients each make
 `calls` calls back to back (all clients at once), after one answered call each (see
-_first_call). Counts requests, responses (success or
-error) and calls that got nothing within `call_timeout`; reports round-trip percentiles,
-and the frames and captions that flowed meanwhile. Nothing is asserted here: the test
+_first_call). Counts requests, responses (success or error) and calls that got nothing
+within `call_timeout`; reports round-trip percentiles, and the frames and captions that
+flowed meanwhile. Nothing is asserted here: the test
 (test/test_ros_load.py) and the README read the report.
 """
 import json
