@@ -51,7 +51,7 @@ def ros_executor(rclpy_init):
     """
     from rclpy.task import Future
 
-    from vla_ros.ros.runner import make_executor, stop_executor
+    from vla_ros.ros.runner import make_executor
 
     executor = make_executor(context=rclpy_init)
     # Spin until `done` rather than spin(): the thread ends before the executor shuts down.
@@ -65,6 +65,6 @@ def ros_executor(rclpy_init):
         nodes = executor.get_nodes()
         done.set_result(None)
         thread.join(timeout=5.0)
-        stop_executor(executor)
+        executor.shutdown()
         for node in nodes:
             node.destroy_node()

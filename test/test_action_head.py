@@ -22,7 +22,7 @@ def test_pointer_head_shapes_and_gradients():
     velocity, done = model.act(visual, ids, torch.tensor([6, 4, 2]), patches=patches)
     assert velocity.shape == (3, 2) and done.shape == (3,)
     assert velocity.abs().max() <= 1
-    logits = model.pointer_logits(visual, ids, None, patches)
+    _, _, logits = model.act(visual, ids, patches=patches, with_pointer=True)
     assert logits.shape == (3, CFG.num_patches + 1)
     (velocity.sum() + done.sum() + logits.sum()).backward()
     assert model.vision.patch.weight.grad.abs().sum() > 0   # the pointer trains the vision
@@ -54,12 +54,17 @@ def test_demonstrations_say_where_the_target_was_drawn():
 
 
 def test_second_stage_swaps_in_the_pointer_head_and_keeps_the_rest(tmp_path):
-    from vla_ros.engine import default_checkpoint
-    from vla_ros.model.checkpoint import load_checkpoint
-    base, _ = load_checkpoint(default_checkpoint())
-    cfg = TrainConfig(init_from=default_checkpoint(), model={'action_pointer': True})
-    model, _ = init_model(cfg)
-    assert model.cfg == dataclasses.replace(base.cfg, action_pointer=True)
+    from vla_ros.model.checkpoint import save_checkpoint
+    from vla_ros.tokenizer import Tokenizer
+    torch.manual_seed(1)
+    tokenizer = Tokenizer.from_corpus(['go to the red circle'])
+    mlp_cfg = dataclasses.replace(CFG, vocab_size=len(tokenizer), action_pointer=False)
+    base = VLAModel(mlp_cfg)
+    save_checkpoint(base, tokenizer, tmp_path / 'mlp_head')
+    model, _ = init_model(TrainConfig(init_from=str(tmp_path / 'mlp_head'),
+                                      model={'action_pointer': True}))
+    assert model.cfg == dataclasses.replace(mlp_cfg, action_pointer=True)
+    assert type(model.action).__name__ == 'PointerActionHead'
     for name, value in base.state_dict().items():
         if not name.startswith('action.'):
             assert torch.equal(model.state_dict()[name], value), name

@@ -7,7 +7,7 @@ import pytest
 from vla_ros.data.camera import camera_frame
 from vla_ros.data.easy_vqa import load_split
 from vla_ros.data.questions import caption
-from vla_ros.engine import InferenceEngine, QuestionError
+from vla_ros.engine import InferenceEngine, make_engine, QuestionError
 from vla_ros.preprocess import ImageError
 
 # test-split images 0..19 and all of their official questions (~190)
@@ -80,7 +80,11 @@ def test_bad_images_are_refused_with_a_reason(engine):
         engine.caption(np.zeros((10, 10, 3), np.float64))
 
 
-def test_engine_is_thread_safe(engine, split):
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_engine_is_thread_safe(backend, split):
+    if backend == 'onnxruntime':
+        pytest.importorskip('onnxruntime')
+    engine = make_engine(threads=1, backend=backend)
     questions = [(q, i) for q, _a, i in split.questions if i < 8]
     expected = [engine.answer(split.images[i], q).text for q, i in questions]
     results = [None] * len(questions)

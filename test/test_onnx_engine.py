@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -89,25 +88,6 @@ def test_any_frame_size_and_bgr_as_torch(engines, split):
     assert ort_engine.checkpoint == torch_engine.checkpoint
     assert ort_engine.tokenizer.vocab == torch_engine.tokenizer.vocab
     assert ort_engine.prepare_image(big).shape == (1, 64, 64, 3)
-
-
-def test_threads_share_one_engine(engines, split):
-    _, ort_engine = engines
-    rows = split.questions[:40]
-    expected = [ort_engine.answer(split.images[i], q).text for q, _a, i in rows]
-    results = [None] * len(rows)
-
-    def work(start):
-        for n in range(start, len(rows), 4):
-            q, _a, i = rows[n]
-            results[n] = ort_engine.answer(split.images[i], q).text
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == expected
 
 
 def test_auto_backend_is_torch_with_torch_and_weights_else_onnxruntime(tmp_path):

@@ -58,7 +58,7 @@ def bad_images(draw):
     n = draw(st.sampled_from([h * step, h * step + 1, max(0, h * step - 3), 0]))
     return Image(header=header(draw(st.integers(1, 10**6))), height=h, width=w,
                  encoding=encoding, step=step, is_bigendian=draw(st.integers(0, 1)),
-                 data=array.array('B', bytes(draw(st.integers(0, 255)) for _ in range(1)) * n))
+                 data=array.array('B', bytes([draw(st.integers(0, 255))]) * n))
 
 
 LIVE_CASES = st.one_of(

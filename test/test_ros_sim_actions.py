@@ -25,7 +25,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from vla_ros.msg import ActionStatus  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
-from vla_ros.ros.runner import make_executor, stop_executor  # noqa: E402
+from vla_ros.ros.runner import make_executor  # noqa: E402
 from vla_ros.ros.sim_demo import SimExpert  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, SimNode  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
@@ -58,7 +58,7 @@ def graph(rclpy_init):
     done.set_result(None)
     for e, t in zip(executors, threads):
         t.join(timeout=5.0)
-        stop_executor(e)
+        e.shutdown()
     for node in nodes:
         node.destroy_node()
 

@@ -32,10 +32,14 @@ class Overlay:
 
 
 def _fit(text: str, width: int, scale: float) -> str:
-    """`text` cut (with an ellipsis) to fit `width` pixels."""
-    while text and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width:
-        text = text[:-2] + '…' if len(text) > 2 else ''
-    return text.replace('…', '...')
+    """`text`, or its longest prefix + '...' that fits `width` pixels."""
+    def fits(t):
+        return cv2.getTextSize(t, FONT, scale, 1)[0][0] <= width
+    if fits(text):
+        return text
+    while text and not fits(text + '...'):
+        text = text[:-1]
+    return text + '...'
 
 
 def _arrow(img: np.ndarray, command: tuple, centre: tuple, length: float):

@@ -14,7 +14,8 @@ import importlib.util
 import os
 
 from .engine_api import (ActionResult, DEFAULT_MODEL, default_checkpoint,  # noqa: F401
-                         PACKAGE_DIR, QuestionError, TextResult, WEIGHTS)
+                         PACKAGE_DIR, QuestionError, TextResult)
+from .model.files import WEIGHTS
 
 BACKENDS = ('auto', 'torch', 'onnxruntime')
 

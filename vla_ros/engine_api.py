@@ -1,7 +1,7 @@
 """What every inference backend shares, without importing torch.
 
 The result dataclasses, the refusals (QuestionError; preprocess.ImageError for frames),
-where the bundled model lives, reading a checkpoint's config.json / tokenizer.json, and
+where the bundled model lives, and
 `EngineBase`: answer / caption / act with the same prompt validation, the same lock and
 the same latency accounting for every backend. A backend (torch_engine.py, ort_engine.py)
 only says how pixels and token ids become tokens and velocities.
@@ -20,13 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import tokenizer as tok
-from .errors import CheckpointError
-from .model.config import ModelConfig
 from .preprocess import to_model_input
 
 PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))  # the source tree under symlink installs
 DEFAULT_MODEL = 'vla_tiny'
-CONFIG, WEIGHTS, TOKENIZER = 'config.json', 'model.safetensors', 'tokenizer.json'
 REPLY_ROOM = 12   # tokens kept free after a prompt for the reply
 
 
@@ -76,31 +73,6 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _read(path: str, parse):
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{path}: file not found')
-    try:
-        with open(path) as f:
-            return parse(f.read())
-    except (ValueError, TypeError, KeyError, AssertionError) as e:
-        raise CheckpointError(f'{path}: invalid ({e})') from e
-
-
-def read_config_and_tokenizer(directory: str):
-    """(ModelConfig, Tokenizer) of a checkpoint directory, without torch.
-
-    Raises CheckpointError naming the file that is missing or invalid.
-    """
-    if not os.path.isdir(directory):
-        raise CheckpointError(f'{directory}: checkpoint directory not found')
-    cfg = _read(os.path.join(directory, CONFIG), ModelConfig.from_json)
-    tokenizer = _read(os.path.join(directory, TOKENIZER), tok.Tokenizer.from_json)
-    if len(tokenizer) != cfg.vocab_size:
-        raise CheckpointError(f'{os.path.join(directory, TOKENIZER)}: {len(tokenizer)} tokens '
-                              f'but {CONFIG} says vocab_size={cfg.vocab_size}')
-    return cfg, tokenizer
 
 
 def sigmoid(x: float) -> float:

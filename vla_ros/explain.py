@@ -110,9 +110,8 @@ def explain_instruction(model, tokenizer, rgb64: np.ndarray, instruction: str):
     ids = torch.tensor([[tok.ACTION] + tokenizer.encode(instruction)])
     with torch.inference_mode():
         visual, patches = model.encode(pixels)
-        logits = model.pointer_logits(visual, ids, None, patches)[0]
-        velocity, done = model.act(visual, ids, patches=patches)
-    p = logits.softmax(-1).numpy()
+        velocity, done, logits = model.act(visual, ids, patches=patches, with_pointer=True)
+    p = logits[0].softmax(-1).numpy()
     v, w, d = float(velocity[0, 0]), float(velocity[0, 1]), float(torch.sigmoid(done[0]))
     figure = _figure([_panel_title(cv2.resize(rgb64, (PANEL, PANEL),
                                               interpolation=cv2.INTER_NEAREST), 'image'),

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import tokenizer as tok
-from .engine_api import CONFIG, default_checkpoint
+from .engine_api import default_checkpoint
+from .model.files import CONFIG
 from .model.checkpoint import load_checkpoint
 from .onnx_manifest import default_onnx_dir, GRAPHS, write_manifest
 

@@ -208,11 +208,13 @@ def action_loss(model, visual, patches, batch: dict, pointer_weight: float = 0.0
     """Behaviour cloning: MSE on the (tanh) velocities + BCE on the done logit, plus (for
     the pointer head) cross-entropy between its pointer and where the target was drawn."""
     ids, lengths = batch['ids'], batch['lengths']
-    predicted, done_logit = model.act(visual, ids, lengths, patches=patches)
+    supervise_pointer = bool(pointer_weight) and model.cfg.action_pointer
+    predicted, done_logit, *pointer = model.act(visual, ids, lengths, patches=patches,
+                                                with_pointer=supervise_pointer)
     loss = (F.mse_loss(predicted, batch['velocity'])
             + F.binary_cross_entropy_with_logits(done_logit, batch['done']))
-    if pointer_weight and model.cfg.action_pointer:
-        logits = model.pointer_logits(visual, ids, lengths, patches)
+    if supervise_pointer:
+        logits, = pointer
         target = pointer_target(model.action.grid, batch['target_uv'], batch['target_seen'])
         loss = loss + pointer_weight * -(target * logits.log_softmax(-1)).sum(-1).mean()
     return loss
@@ -230,9 +232,9 @@ def init_model(cfg: 'TrainConfig'):
     model, tokenizer = load_checkpoint(cfg.init_from)
     if cfg.model:
         new = VLAModel(replace(model.cfg, **cfg.model))
-        kept = {k: v for k, v in model.state_dict().items() if not k.startswith('action.')
-                or new.state_dict().get(k, v).shape == v.shape and new.cfg.action_pointer
-                == model.cfg.action_pointer}
+        same_head = new.cfg.action_pointer == model.cfg.action_pointer
+        kept = {k: v for k, v in model.state_dict().items()
+                if same_head or not k.startswith('action.')}
         missing, unexpected = new.load_state_dict(kept, strict=False)
         changed = [k for k in missing + unexpected if not k.startswith('action.')]
         if changed:

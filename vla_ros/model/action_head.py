@@ -11,7 +11,8 @@ i.e. after the instruction has attended to the image through MMCA.
   slot. The attention is a pointer at the named shape: its expected patch position,
   the features under it and the "not in view" mass are what the MLP reads. Training can
   supervise the pointer directly with where the simulator drew the target
-  (`pointer_logits`), which grounds colour + shape words in image positions quickly.
+  (`with_pointer=True` returns its logits), which grounds colour + shape words in image
+  positions quickly.
 """
 import torch
 from torch import nn
@@ -23,12 +24,15 @@ class ActionHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.action_hidden), nn.GELU(),
                                  nn.Linear(cfg.action_hidden, 3))
 
-    def forward(self, hidden_last: torch.Tensor, patches: torch.Tensor = None):
+    def forward(self, hidden_last: torch.Tensor, patches: torch.Tensor = None,
+                with_pointer: bool = False):
         """hidden_last (B, dim) -> (velocity (B, 2) in [-1, 1], done logit (B,)).
 
         Velocity columns: linear, angular (fractions of the maximum speeds).
-        `patches` is accepted for a common interface and ignored.
+        `patches` is accepted for a common interface and ignored; this head has no pointer.
         """
+        if with_pointer:
+            raise ValueError('this action head has no pointer (config action_pointer: false)')
         out = self.mlp(hidden_last)
         return torch.tanh(out[:, :2]), out[:, 2]
 
@@ -61,13 +65,17 @@ class PointerActionHead(nn.Module):
         keys = self.key(torch.cat([patches, self.not_in_view.expand(patches.shape[0], -1, -1)], 1))
         return torch.einsum('bd,bnd->bn', self.query(hidden_last), keys) * self.scale
 
-    def forward(self, hidden_last: torch.Tensor, patches: torch.Tensor):
-        """hidden_last (B, dim), patches (B, N, dim) -> (velocity (B, 2), done logit (B,))."""
-        p = self.pointer_logits(hidden_last, patches).softmax(-1)
+    def forward(self, hidden_last: torch.Tensor, patches: torch.Tensor,
+                with_pointer: bool = False):
+        """hidden_last (B, dim), patches (B, N, dim) -> (velocity (B, 2), done logit (B,)),
+        and the (B, N + 1) pointer logits too when `with_pointer`."""
+        logits = self.pointer_logits(hidden_last, patches)
+        p = logits.softmax(-1)
         on_patches, absent = p[:, :-1], p[:, -1:]
         seen = on_patches / on_patches.sum(-1, keepdim=True).clamp_min(1e-6)
         where = seen @ self.grid                                             # (B, 2)
         spread = (seen * ((self.grid[None] - where[:, None]) ** 2).sum(-1)).sum(-1, True)
         under = torch.einsum('bn,bnd->bd', seen, patches)
         out = self.mlp(torch.cat([hidden_last, under, where, spread, absent], 1))
-        return torch.tanh(out[:, :2]), out[:, 2]
+        velocity, done = torch.tanh(out[:, :2]), out[:, 2]
+        return (velocity, done, logits) if with_pointer else (velocity, done)

@@ -3,7 +3,6 @@
 Weights are safetensors only (never pickle). Every failure names the file and says
 what is wrong with it.
 """
-import json
 import os
 
 import torch
@@ -12,10 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError  # noqa: F401 (re-exported: callers import it here)
 from ..tokenizer import Tokenizer
-from .config import ModelConfig
+from .files import CONFIG, read_config_and_tokenizer, TOKENIZER, WEIGHTS
 from .vla_model import VLAModel
-
-CONFIG, WEIGHTS, TOKENIZER = 'config.json', 'model.safetensors', 'tokenizer.json'
 
 
 def save_checkpoint(model: VLAModel, tokenizer: Tokenizer, directory: str) -> None:
@@ -28,25 +25,9 @@ def save_checkpoint(model: VLAModel, tokenizer: Tokenizer, directory: str) -> No
     save_file(state, os.path.join(directory, WEIGHTS))
 
 
-def _read(path: str, parse):
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{path}: file not found')
-    try:
-        with open(path) as f:
-            return parse(f.read())
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError, AssertionError) as e:
-        raise CheckpointError(f'{path}: invalid ({e})') from e
-
-
 def load_checkpoint(directory: str):
     """Return (model in eval mode, tokenizer). Raises CheckpointError naming the problem."""
-    if not os.path.isdir(directory):
-        raise CheckpointError(f'{directory}: checkpoint directory not found')
-    cfg = _read(os.path.join(directory, CONFIG), ModelConfig.from_json)
-    tokenizer = _read(os.path.join(directory, TOKENIZER), Tokenizer.from_json)
-    if len(tokenizer) != cfg.vocab_size:
-        raise CheckpointError(f'{os.path.join(directory, TOKENIZER)}: {len(tokenizer)} tokens '
-                              f'but config.json says vocab_size={cfg.vocab_size}')
+    cfg, tokenizer = read_config_and_tokenizer(directory)
     path = os.path.join(directory, WEIGHTS)
     if not os.path.isfile(path):
         raise CheckpointError(f'{path}: file not found')

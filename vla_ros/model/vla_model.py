@@ -34,23 +34,17 @@ class VLAModel(nn.Module):
         return self.decoder.logits(hidden)
 
     def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None,
-            patches: torch.Tensor = None):
+            patches: torch.Tensor = None, with_pointer: bool = False):
         """Velocity (B, 2) in [-1, 1] and done logit (B,) for `<act> instruction` ids (B, T).
 
         `lengths` (B,) marks where right-padded instructions end (default: all T long).
-        `patches` (from `encode`) is required by the pointer action head.
+        `patches` (from `encode`) is required by the pointer action head; `with_pointer`
+        also returns its (B, N + 1) logits (training supervises them, explain draws them).
         """
-        return self.action(self._instruction_state(visual, ids, lengths), patches)
-
-    def pointer_logits(self, visual, ids, lengths, patches) -> torch.Tensor:
-        """The pointer head's (B, N + 1) attention logits (training supervises them)."""
-        return self.action.pointer_logits(self._instruction_state(visual, ids, lengths), patches)
-
-    def _instruction_state(self, visual, ids, lengths):
         hidden, _ = self.decoder(ids, visual)                     # (B, T, dim)
-        if lengths is None:
-            return hidden[:, -1]
-        return hidden[torch.arange(ids.shape[0]), lengths - 1]
+        last = hidden[:, -1] if lengths is None else \
+            hidden[torch.arange(ids.shape[0]), lengths - 1]
+        return self.action(last, patches, with_pointer=with_pointer)
 
     @torch.no_grad()
     def generate(self, visual: torch.Tensor, prompt: torch.Tensor, eos: int,

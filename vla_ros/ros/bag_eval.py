@@ -37,7 +37,7 @@ from ..srv import VQA
 from .bag_player import BagPlayer
 from .bag_recorder import BagRecorder
 from .params import OUTPUT_QOS
-from .runner import make_executor, stop_executor
+from .runner import make_executor
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
 
@@ -332,7 +332,7 @@ their own processes would be); replay() bags in.
                 thread.join(timeout=10.0)
             self._threads = []
             for executor in self.executors:
-                stop_executor(executor)
+                executor.shutdown()
         self._destroy_nodes()
 
     def __enter__(self):

@@ -153,7 +153,7 @@ class Child:
         self.log.close()
 
 
-def _start_node(name: str, params: dict, remap=()) -> Child:
+def start_node(name: str, params: dict, remap=()) -> Child:
     cmd = [_node_executable(name), '--ros-args']
     for key, value in params.items():
         cmd += ['-p', f'{key}:={value}']
@@ -163,7 +163,7 @@ def _start_node(name: str, params: dict, remap=()) -> Child:
 
 
 # -- statistics ---------------------------------------------------------------------------
-def _ms(samples, *percentiles) -> dict:
+def percentiles_ms(samples, *percentiles) -> dict:
     a = np.asarray(samples, dtype=float)
     if a.size == 0:
         return {f'p{p}': None for p in percentiles}
@@ -200,15 +200,15 @@ def _call(executor, client, request):
 
 
 def _series_report(rt, floor, server, requests, responses, succeeded) -> dict:
-    rt_p, floor_p = _ms(rt, 50, 99), _ms(floor, 50, 99)
+    rt_p, floor_p = percentiles_ms(rt, 50, 99), percentiles_ms(floor, 50, 99)
     paired = [a - b for a, b in zip(rt, floor)]
     report = {
         'round_trip_ms': rt_p,
         'floor_ms': floor_p,
         # time inside the node's service callback (conversion + model), from the response
-        'server_ms': _ms(server, 50, 99),
+        'server_ms': percentiles_ms(server, 50, 99),
         'over_floor_p50_ms': None, 'ratio_p50': None, 'meets_target_p50': None,
-        'paired_difference_p50_ms': _ms(paired, 50)['p50'],
+        'paired_difference_p50_ms': percentiles_ms(paired, 50)['p50'],
         'requests': requests, 'responses': responses, 'succeeded': succeeded,
     }
     if rt and floor:
@@ -263,7 +263,7 @@ def bench_vqa(executor, node, vqa_child, empty_child, calls: int, frame, request
 
 
 # -- 2. captions while a camera streams ------------------------------------------------------
-def _camera_frames(n: int = 8, size=CAMERA_SIZE) -> list:
+def camera_frames(n: int = 8, size=CAMERA_SIZE) -> list:
     """n distinct rgb8 Image messages of scenes: 64x64 when `size` is None, else upscaled
     to `size` as image_source does."""
     import cv2
@@ -316,7 +316,7 @@ def bench_captions(executor, node, vla_child, duration: float, ns: str = '') -> 
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                      reliability=ReliabilityPolicy.RELIABLE)   # params.OUTPUT_QOS
     sub = node.create_subscription(Caption, f'{ns}/caption', on_caption, qos)
-    frames = _camera_frames()
+    frames = camera_frames()
     # RELIABLE, depth 1, like image_source: heard by reliable and best-effort subscribers.
     pub = node.create_publisher(type(frames[0]), f'{ns}/image', QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
@@ -352,8 +352,8 @@ def bench_captions(executor, node, vla_child, duration: float, ns: str = '') -> 
         'frames_published': len(in_window),
         'frames_captioned': len(captioned),
         'frames_skipped': len(in_window) - len(captioned),
-        'latency_ms': _ms(latency, 50, 95),
-        'node_inference_ms': _ms([ms for _, ms in captioned.values()], 50, 95),
+        'latency_ms': percentiles_ms(latency, 50, 95),
+        'node_inference_ms': percentiles_ms([ms for _, ms in captioned.values()], 50, 95),
         'captions_of_unknown_frames': sum(1 for _, key, _ in received
                                           if key not in camera.sent),
         'node_cpu_percent': round(100 * (cpu1 - cpu0) / window, 1),
@@ -451,7 +451,7 @@ def _machine() -> dict:
             'dds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(none)')}
 
 
-def _isolate():
+def isolate_dds():
     """Own DDS domain unless one is set (so a parallel run never answers our calls), and
     loopback-only discovery; node processes inherit both. Before rclpy.init()."""
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 101)))
@@ -461,9 +461,9 @@ def _isolate():
 def run_benchmark(calls: int = 300, duration: float = 10.0) -> dict:
     if calls < 1 or duration <= 0:
         raise BenchError('--calls must be >= 1 and --duration > 0')
-    _isolate()
-    cached = _camera_frames(1)[0]
-    request_image = _camera_frames(1, size=None)[0]
+    isolate_dds()
+    cached = camera_frames(1)[0]
+    request_image = camera_frames(1, size=None)[0]
     report = {'machine': _machine(),
               'settings': {'calls': calls, 'warmup_calls': WARMUP_CALLS,
                            'duration_s': duration, 'camera': '640x480 rgb8',
@@ -478,7 +478,7 @@ def run_benchmark(calls: int = 300, duration: float = 10.0) -> dict:
     try:
         # Both services start together (start-up is mostly `import torch`); the cached
         # frame may be as old as the run, hence max_frame_age 0 (no limit).
-        vqa = _start_node('vqa_service', {'threads': NODE_THREADS, 'max_frame_age': 0.0})
+        vqa = start_node('vqa_service', {'threads': NODE_THREADS, 'max_frame_age': 0.0})
         empty = Child('empty_vqa', [sys.executable, '-m', __name__, 'empty-service'])
         children += [vqa, empty]
         report['vqa'] = bench_vqa(executor, node, vqa, empty, calls, cached, request_image)
@@ -492,9 +492,9 @@ def run_benchmark(calls: int = 300, duration: float = 10.0) -> dict:
         # 640x480 rgb8 frame (900 KB) is larger than Fast DDS's default shared-memory
         # segment, and best-effort readers then lose most frames; reliable ones repair them.
         params = {'threads': NODE_THREADS, 'caption_rate': CAPTION_RATE}
-        vla = _start_node('vla_node', params)
-        vla_reliable = _start_node('vla_node', {**params, 'qos_reliability': 'reliable'},
-                                   remap=['__ns:=/reliable'])
+        vla = start_node('vla_node', params)
+        vla_reliable = start_node('vla_node', {**params, 'qos_reliability': 'reliable'},
+                                  remap=['__ns:=/reliable'])
         children += [vla, vla_reliable]
         # Both loaded (they subscribe after loading the model) before either is measured.
         _wait_for(executor, vla_reliable, lambda: node.count_subscribers('/reliable/image') > 0,
@@ -536,7 +536,7 @@ def _cold_start(executor, node, backend: str, request) -> tuple:
     /vqa answer about `request`'s image. Returns (seconds, the running Child)."""
     client = node.create_client(VQA, 'vqa')
     start = time.perf_counter()
-    child = _start_node('vqa_service', {'threads': NODE_THREADS, 'backend': backend})
+    child = start_node('vqa_service', {'threads': NODE_THREADS, 'backend': backend})
     try:
         end = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -579,9 +579,9 @@ def bench_backend(executor, node, backend: str, calls: int, duration: float, req
         node.destroy_client(client)
     finally:
         child.stop()
-    vla = _start_node('vla_node', {'threads': NODE_THREADS, 'caption_rate': CAPTION_RATE,
-                                   'backend': backend, 'qos_reliability': 'reliable'},
-                      remap=[f'__ns:=/{backend}'])
+    vla = start_node('vla_node', {'threads': NODE_THREADS, 'caption_rate': CAPTION_RATE,
+                                  'backend': backend, 'qos_reliability': 'reliable'},
+                     remap=[f'__ns:=/{backend}'])
     try:
         captions = bench_captions(executor, node, vla, duration, f'/{backend}')
         torch_in_vla = _mapped(vla.pid, 'libtorch')
@@ -590,7 +590,8 @@ def bench_backend(executor, node, backend: str, calls: int, duration: float, req
     return {
         'cold_start_s': {'median': round(float(np.median(starts)), 3),
                          'runs': [round(x, 3) for x in starts]},
-        'vqa': {'round_trip_ms': _ms(rt, 50, 99), 'server_ms': _ms(server, 50, 99),
+        'vqa': {'round_trip_ms': percentiles_ms(rt, 50, 99),
+                'server_ms': percentiles_ms(server, 50, 99),
                 'answered': len(rt), 'requests': calls},
         'vqa_service_memory': vqa_memory,
         'captions_per_s': captions['captions_per_s'],
@@ -604,8 +605,8 @@ def run_backend_benchmark(backends, calls: int = 300, duration: float = 10.0) ->
     """bench_backend for each backend, one after the other, in one run."""
     if calls < 1 or duration <= 0:
         raise BenchError('--calls must be >= 1 and --duration > 0')
-    _isolate()
-    request = VQA.Request(question=QUESTION, image=_camera_frames(1, size=None)[0])
+    isolate_dds()
+    request = VQA.Request(question=QUESTION, image=camera_frames(1, size=None)[0])
     report = {'machine': _machine(),
               'settings': {'calls': calls, 'warmup_calls': WARMUP_CALLS, 'duration_s': duration,
                            'cold_starts': COLD_STARTS, 'request_image': '64x64 rgb8',

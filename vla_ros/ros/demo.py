@@ -20,7 +20,7 @@ from ..msg import Answer, Caption
 from ..srv import VQA
 from .image_source_node import ImageSourceNode
 from .params import OUTPUT_QOS
-from .runner import init_or_explain, make_executor, shutting_down, STARTUP_ERRORS, stop_executor
+from .runner import init_or_explain, make_executor, shutting_down, STARTUP_ERRORS
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
 
@@ -169,7 +169,7 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - only shutdown is expected
             if not shutting_down(e):
                 raise
-        stop_executor(executor)   # before the summary: lets in-flight callbacks print first
+        executor.shutdown()   # before the summary: lets in-flight callbacks print first
         executor = None
         counts = ', '.join(f'{n} {k}' for node in nodes if hasattr(node, 'counts')
                            for k, n in node.counts.items())
@@ -182,7 +182,7 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
             raise
     finally:
         if executor is not None:
-            stop_executor(executor)
+            executor.shutdown()
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -19,8 +19,8 @@ from sensor_msgs.msg import Image
 
 from ..msg import Caption
 from ..srv import VQA
-from .bench_ros import (_camera_frames, _isolate, _ms, _start_node, BenchError, Camera,
-                        START_TIMEOUT_S)
+from .bench_ros import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
+                        START_TIMEOUT_S, start_node)
 from .params import qos_profile
 from .runner import make_executor
 
@@ -77,19 +77,19 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
                   call_timeout: float = 30.0, caption_rate: float = 30.0) -> dict:
     if clients < 1 or calls < 1:
         raise BenchError('--clients and --calls must be >= 1')
-    _isolate()
+    isolate_dds()
     rclpy.init()
     children = []
     executor = node = camera = None
     try:
-        children = [_start_node('vqa_service', {}),
-                    _start_node('vla_node', {'caption_rate': caption_rate})]
+        children = [start_node('vqa_service', {}),
+                    start_node('vla_node', {'caption_rate': caption_rate})]
         node = LoadClient(clients)
         executor = make_executor()
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        camera = Camera(node.camera_pub, _camera_frames(), camera_hz)
+        camera = Camera(node.camera_pub, camera_frames(), camera_hz)
         camera.start()
         end = time.monotonic() + START_TIMEOUT_S
         while not (node.vqa_clients[0].service_is_ready() and node.captions):
@@ -137,7 +137,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
         'unanswered': sum(1 for r in results if r[0] is None),
         'errors': errors,
         'first_call_retries': first_call_retries,
-        'round_trip_ms': {**_ms(round_trips, 50, 95, 99),
+        'round_trip_ms': {**percentiles_ms(round_trips, 50, 95, 99),
                           'max': round(max(round_trips), 3) if round_trips else None},
         'window_s': round(window, 3),
         'calls_per_s': round(len(round_trips) / window, 1),

@@ -23,11 +23,6 @@ def make_executor(context=None) -> SingleThreadedExecutor:
     return SingleThreadedExecutor(context=context)
 
 
-def stop_executor(executor, timeout_sec: float = 5.0) -> None:
-    """Shut `executor` down after spin has returned (or its spinning thread was joined)."""
-    executor.shutdown(timeout_sec=timeout_sec)
-
-
 def shutting_down(error: Exception) -> bool:
     """True for the errors rclpy raises from spin() when Ctrl-C shut the context down
     between two waits (e.g. RCLError "failed to initialize wait set: the given context
@@ -66,7 +61,7 @@ def run_node(node_class, args=None) -> int:
             raise
     finally:
         if executor is not None:
-            stop_executor(executor)
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -114,7 +114,7 @@ class VLANode(Node):
 
     def _diagnostic_report(self, values: dict):
         values['model'] = self.engine.checkpoint
-        values['backend'] = getattr(self.engine, 'backend', 'torch')
+        values['backend'] = self.engine.backend
         values['caption_rate (max)'] = self.get_parameter('caption_rate').value
         loop = self.actions.loop
         values['action state'] = loop.state or 'idle'

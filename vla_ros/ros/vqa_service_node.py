@@ -64,7 +64,7 @@ class VQAServiceNode(Node):
 
     def _diagnostic_report(self, values: dict):
         values['model'] = self.engine.checkpoint
-        values['backend'] = getattr(self.engine, 'backend', 'torch')
+        values['backend'] = self.engine.backend
         return worst(frame_status(self.camera, values),
                      request_status(self.diagnostics, 'vqa calls', 'vqa errors'))
 

@@ -71,7 +71,8 @@ class WebNode(Node):
         self.instruction_pub = self.create_publisher(String, 'instruction', 10)
         self.vqa = self.create_client(VQA, 'vqa')
         self.stop = self.create_client(Trigger, 'stop')
-        self._model = None
+        self._model = None                               # (model, tokenizer), loaded lazily
+        self._model_lock = threading.Lock()              # HTTP threads share the one model
         try:
             self.server = ThreadingHTTPServer((self.p['bind_address'], self.p['port']),
                                               _handler_for(self))
@@ -101,8 +102,7 @@ class WebNode(Node):
     def _on_diagnostics(self, msg):
         for s in msg.status:
             self.diagnostics[s.name] = {
-                'name': s.name, 'level': int.from_bytes(s.level, 'little')
-                if isinstance(s.level, bytes) else int(s.level),
+                'name': s.name, 'level': ord(s.level),    # a `byte` field: bytes of length 1
                 'message': s.message, 'values': {kv.key: kv.value for kv in s.values}}
 
     # -- what the HTTP handler asks for ---------------------------------------------------
@@ -167,7 +167,7 @@ class WebNode(Node):
         try:
             from ..explain import explain_question
             from ..preprocess import to_model_input
-            with self._lock:
+            with self._model_lock:
                 if self._model is None:
                     from ..engine import default_checkpoint
                     from ..model.checkpoint import load_checkpoint
