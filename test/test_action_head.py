@@ -68,3 +68,43 @@ def test_second_stage_swaps_in_the_pointer_head_and_keeps_the_rest(tmp_path):
     for name, value in base.state_dict().items():
         if not name.startswith('action.'):
             assert torch.equal(model.state_dict()[name], value), name
+
+
+def test_the_map_reads_the_whole_view_not_only_under_the_pointer():
+    torch.manual_seed(2)
+    model = VLAModel(dataclasses.replace(CFG, action_map=True)).eval()
+    ids = torch.randint(5, 64, (1, 6))
+    patches = torch.randn(1, CFG.num_patches, CFG.dim)
+    visual = torch.randn(1, CFG.num_queries, CFG.dim)
+    with torch.no_grad():
+        p = model.action.pointer_logits(model.decoder(ids, visual)[0][:, -1], patches)
+        far = int(p[0, :-1].argmin())              # the patch the pointer looks at least
+        before = model.act(visual, ids, patches=patches)[0]
+        moved = patches.clone()
+        moved[0, far] += 3.0                       # something appears away from the target
+        after = model.act(visual, ids, patches=moved)[0]
+    assert (after - before).abs().max() > 1e-4
+
+
+def test_adding_the_map_keeps_the_pointer_and_frozen_training_only_moves_the_head(tmp_path):
+    from vla_ros.model.checkpoint import save_checkpoint
+    from vla_ros.train import train
+    from vla_ros.tokenizer import Tokenizer
+    torch.manual_seed(3)
+    tokenizer = Tokenizer.from_corpus(['go to the red circle'])
+    base = VLAModel(dataclasses.replace(CFG, vocab_size=len(tokenizer)))
+    save_checkpoint(base, tokenizer, tmp_path / 'pointer')
+    cfg = TrainConfig(init_from=str(tmp_path / 'pointer'), model={'action_map': True},
+                      frozen_backbone=True, steps=2, action_samples_per_step=16,
+                      dagger_fraction=0.5, val_images=4, eval_every=2, threads=1,
+                      out=str(tmp_path / 'map'))
+    model, _ = init_model(cfg)
+    assert model.cfg.action_map and hasattr(model.action, 'map_conv')
+    for name in ('action.query.weight', 'action.key.weight', 'action.not_in_view'):
+        assert torch.equal(model.state_dict()[name], base.state_dict()[name]), name
+    train(cfg, progress=False)
+    from vla_ros.model.checkpoint import load_checkpoint
+    trained, _ = load_checkpoint(str(tmp_path / 'map'))
+    for name, value in base.state_dict().items():
+        same = torch.equal(trained.state_dict()[name], value)
+        assert same != name.startswith('action.'), name   # backbone frozen, head trained

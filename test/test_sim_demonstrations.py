@@ -41,7 +41,7 @@ def test_labels_agree_with_phase_and_instruction():
 def test_mix_of_kinds_and_phases_is_balanced():
     b = sample_batch(np.random.default_rng(2), 1500)
     phases = Counter(b['phase'])
-    for phase in ('search', 'far', 'near', 'turn', 'done', 'stop'):
+    for phase in ('search', 'far', 'near', 'turn', 'done', 'stop', 'decoy'):
         assert phases[phase] / 1500 > 0.05, phases
     assert 0.2 < b['done'].mean() < 0.5
     moving = b['velocity'][:, 0] > 0.5
@@ -67,8 +67,29 @@ def test_deterministic_for_a_generator_state_and_wordings_split():
 def test_a_learner_can_drive_the_rollouts():
     calls = []
 
-    def spinning(frame, instruction):
-        calls.append(instruction)
-        return 0.0, 1.0, 0.0
+    def spinning(frames, instructions):
+        assert len(frames) == len(instructions)
+        calls.extend(instructions)
+        return [(0.0, 1.0, 0.0)] * len(frames)
     b = sample_batch(np.random.default_rng(5), 16, driver=spinning)
     assert calls and len(b['instructions']) == 16
+    assert len(set(calls)) > 1, 'both arenas are driven in one batch'
+
+
+def test_decoy_states_face_a_lookalike_within_reach_and_are_never_done():
+    from vla_ros.sim.demonstrations import _decoy
+    from vla_ros.sim.world import REACH_DISTANCE, World
+    rng = np.random.default_rng(7)
+    for seed in range(30):
+        world = World.random(seed)
+        t = world.shapes[world.target]
+        world.pose = _decoy(world, world.target, rng)
+        near = [j for j in range(1, len(world.shapes)) if world.gap(j) <= REACH_DISTANCE]
+        alike = [j for j in near if world.shapes[j].color == t.color
+                 or world.shapes[j].shape == t.shape]
+        if any(s.color == t.color or s.shape == t.shape for s in world.shapes[1:]):
+            near = alike
+        assert near and min(abs(world.bearing(j)) for j in near) < 1.2, seed
+    b = sample_batch(np.random.default_rng(6), 800)
+    decoys = [i for i, p in enumerate(b['phase']) if p == 'decoy']
+    assert len(decoys) > 20 and not b['done'][decoys].any()

@@ -49,6 +49,9 @@ class TrainConfig:
     # DAgger: this share of the action samples comes from rollouts the model being trained
     # drives itself (labelled by the expert), so it learns to recover from its own mistakes.
     dagger_fraction: float = 0.0
+    # Train only the action head, on frozen features: the language side cannot change
+    # (text batches are skipped, BatchNorm statistics stay), and a step costs a fraction.
+    frozen_backbone: bool = False
     camera_augment_prob: float = 0.3
     unknown_word_prob: float = 0.1       # insert a made-up word into a generated question
     lr: float = 2e-3
@@ -160,16 +163,22 @@ class BatchMaker:
 
 
 def model_driver(model, tokenizer):
-    """The model as a (frame, instruction) -> (linear, angular, done) policy, for DAgger."""
-    def drive(frame, instruction):
+    """The model as a batched policy for DAgger rollouts:
+    (frames, instructions) -> [(linear, angular, done)]."""
+    def drive(frames, instructions):
         was_training = model.training
         model.eval()
+        prompts = [[tok.ACTION] + tokenizer.encode(t) for t in instructions]
+        lengths = torch.tensor([len(p) for p in prompts])
+        ids = torch.full((len(prompts), int(lengths.max())), tok.PAD, dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, :len(p)] = torch.tensor(p)
         with torch.no_grad():
-            visual, patches = model.encode(torch.from_numpy(np.ascontiguousarray(frame))[None])
-            ids = torch.tensor([[tok.ACTION] + tokenizer.encode(instruction)])
-            velocity, done = model.act(visual, ids, patches=patches)
+            visual, patches = model.encode(torch.from_numpy(np.stack(frames)))
+            velocity, done = model.act(visual, ids, lengths, patches=patches)
         model.train(was_training)
-        return float(velocity[0, 0]), float(velocity[0, 1]), float(torch.sigmoid(done[0]))
+        return [(float(v[0]), float(v[1]), float(d))
+                for v, d in zip(velocity, torch.sigmoid(done))]
     return drive
 
 
@@ -223,8 +232,9 @@ def action_loss(model, visual, patches, batch: dict, pointer_weight: float = 0.0
 def init_model(cfg: 'TrainConfig'):
     """(model, tokenizer): new, or from `cfg.init_from` with `cfg.model` overrides applied.
 
-    Overriding a loaded checkpoint's config (e.g. `action_pointer: true`) keeps every
-    weight that still fits; only a replaced action head starts fresh.
+    Overriding a loaded checkpoint's config (e.g. `action_pointer: true`, `action_map:
+    true`) keeps every weight that still fits: all of the backbone, and the action head's
+    tensors whose shape did not change (none of them when the kind of head changes).
     """
     if not cfg.init_from:
         tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
@@ -233,15 +243,57 @@ def init_model(cfg: 'TrainConfig'):
     if cfg.model:
         new = VLAModel(replace(model.cfg, **cfg.model))
         same_head = new.cfg.action_pointer == model.cfg.action_pointer
+        fits = new.state_dict()
         kept = {k: v for k, v in model.state_dict().items()
-                if same_head or not k.startswith('action.')}
-        missing, unexpected = new.load_state_dict(kept, strict=False)
-        changed = [k for k in missing + unexpected if not k.startswith('action.')]
+                if k in fits and fits[k].shape == v.shape
+                and (same_head or not k.startswith('action.'))}
+        changed = [k for k in set(fits) ^ set(kept) if not k.startswith('action.')]
         if changed:
             raise ValueError(f'model overrides {cfg.model} change more than the action head: '
-                             f'{changed[:5]}')
+                             f'{sorted(changed)[:5]}')
+        new.load_state_dict(kept, strict=False)
         model = new
     return model, tokenizer
+
+
+def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker,
+                    history: dict) -> torch.Tensor:
+    """Text loss on one VQA/caption batch, plus the action loss when the step has actions."""
+    images, groups = batches.make()
+    n_act = cfg.action_samples_per_step
+    if n_act:
+        act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
+                           int(round(cfg.dagger_fraction * n_act)))
+        images = torch.cat([images, act['images']])
+    visual, patches = model.encode(images)                   # (B_images + n_act, Q, dim)
+    if n_act:
+        visual, act_visual = visual[:-n_act], visual[-n_act:]
+    loss_sum, count = 0.0, 0
+    for ids, labels, index in groups:
+        logits = model(visual[index], ids)                    # (N_seq, T, vocab)
+        loss_sum = loss_sum + F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                                              ignore_index=-100, reduction='sum')
+        count += int((labels != -100).sum())
+    loss = loss_sum / count
+    history['text_loss'].append(loss.item())
+    if n_act:
+        a_loss = action_loss(model, act_visual, patches[-n_act:], act, cfg.pointer_loss_weight)
+        history['action_loss'].append(a_loss.item())
+        loss = loss + cfg.action_loss_weight * a_loss
+    return loss
+
+
+def action_step_loss(model, tokenizer, cfg: TrainConfig, rng, history: dict) -> torch.Tensor:
+    """The action loss alone, on features of the frozen backbone (`frozen_backbone`)."""
+    n_act = cfg.action_samples_per_step
+    act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
+                       int(round(cfg.dagger_fraction * n_act)))
+    model.action.train()   # the driver left the whole model in eval mode
+    with torch.no_grad():
+        visual, patches = model.encode(act['images'])
+    loss = action_loss(model, visual, patches, act, cfg.pointer_loss_weight)
+    history['action_loss'].append(loss.item())
+    return cfg.action_loss_weight * loss
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -263,8 +315,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     rows = rng.permutation(len(split.images))
     val_rows, train_rows = np.sort(rows[:cfg.val_images]), rows[cfg.val_images:]
     batches = BatchMaker(cfg, tokenizer, split, train_rows, rng)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'pos' not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or 'pos' in n]
+    if cfg.frozen_backbone:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith('action.'))
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.ndim >= 2 and 'pos' not in n]
+    no_decay = [p for n, p in trained if p.ndim < 2 or 'pos' in n]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                              {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
     history = {'loss': [], 'text_loss': [], 'action_loss': [], 'val_step': [], 'val_accuracy': []}
@@ -274,29 +330,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     for step in bar:
         for group in opt.param_groups:
             group['lr'] = lr_at(step, cfg)
-        model.train()
-        images, groups = batches.make()
-        n_act = cfg.action_samples_per_step
-        if n_act:
-            act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
-                               int(round(cfg.dagger_fraction * n_act)))
-            images = torch.cat([images, act['images']])
-        visual, patches = model.encode(images)                   # (B_images + n_act, Q, dim)
-        if n_act:
-            visual, act_visual = visual[:-n_act], visual[-n_act:]
-        loss_sum, count = 0.0, 0
-        for ids, labels, index in groups:
-            logits = model(visual[index], ids)                    # (N_seq, T, vocab)
-            loss_sum = loss_sum + F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
-                                                  ignore_index=-100, reduction='sum')
-            count += int((labels != -100).sum())
-        loss = loss_sum / count
-        history['text_loss'].append(loss.item())
-        if n_act:
-            a_loss = action_loss(model, act_visual, patches[-n_act:], act,
-                                 cfg.pointer_loss_weight)
-            history['action_loss'].append(a_loss.item())
-            loss = loss + cfg.action_loss_weight * a_loss
+        if cfg.frozen_backbone:
+            model.eval()
+            model.action.train()
+            loss = action_step_loss(model, tokenizer, cfg, rng, history)
+        else:
+            model.train()
+            loss = joint_step_loss(model, tokenizer, cfg, rng, batches, history)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

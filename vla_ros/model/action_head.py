@@ -13,6 +13,11 @@ i.e. after the instruction has attended to the image through MMCA.
   supervise the pointer directly with where the simulator drew the target
   (`with_pointer=True` returns its logits), which grounds colour + shape words in image
   positions quickly.
+- With config `action_map: true` the pointer head also reads a coarse map of everything
+  in view: each patch squeezed to a few channels, stacked with the pointer's mass on it,
+  through two small convolutions over the patch grid. The pointer says where the target
+  is; the map says what else is in the way (distractors, walls), which is what the
+  expert's detours react to.
 """
 import torch
 from torch import nn
@@ -44,19 +49,31 @@ def patch_grid(side: int) -> torch.Tensor:
     return torch.stack([u.flatten(), v.flatten()], dim=1)
 
 
+MAP_CHANNELS = 7    # per-patch features in the obstacle map (plus the pointer's mass)
+MAP_WIDTH = 16      # channels of its convolutions
+
+
 class PointerActionHead(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         d = cfg.dim
+        self.side = cfg.image_size // (4 * cfg.patch_size)
         self.query = nn.Linear(d, d)
         self.key = nn.Linear(d, d)
         self.not_in_view = nn.Parameter(torch.zeros(1, 1, d))   # the extra slot's key input
-        self.register_buffer('grid', patch_grid(cfg.image_size // (4 * cfg.patch_size)),
-                             persistent=False)
+        self.register_buffer('grid', patch_grid(self.side), persistent=False)
         self.scale = d ** -0.5
+        map_features = 0
+        if cfg.action_map:
+            self.map_in = nn.Linear(d, MAP_CHANNELS)
+            self.map_conv = nn.Sequential(
+                nn.Conv2d(MAP_CHANNELS + 1, MAP_WIDTH, 3, padding=1), nn.GELU(),
+                nn.Conv2d(MAP_WIDTH, MAP_WIDTH, 3, stride=2, padding=1), nn.GELU())
+            map_features = MAP_WIDTH * ((self.side + 1) // 2) ** 2
         # reads: instruction state, features under the pointer, pointer (u, v), its spread,
-        # and the "not in view" probability
-        self.mlp = nn.Sequential(nn.Linear(2 * d + 4, cfg.action_hidden), nn.GELU(),
+        # the "not in view" probability, and the map when there is one
+        self.mlp = nn.Sequential(nn.Linear(2 * d + 4 + map_features, cfg.action_hidden),
+                                 nn.GELU(),
                                  nn.Linear(cfg.action_hidden, cfg.action_hidden), nn.GELU(),
                                  nn.Linear(cfg.action_hidden, 3))
 
@@ -76,6 +93,15 @@ class PointerActionHead(nn.Module):
         where = seen @ self.grid                                             # (B, 2)
         spread = (seen * ((self.grid[None] - where[:, None]) ** 2).sum(-1)).sum(-1, True)
         under = torch.einsum('bn,bnd->bd', seen, patches)
-        out = self.mlp(torch.cat([hidden_last, under, where, spread, absent], 1))
+        read = [hidden_last, under, where, spread, absent]
+        if hasattr(self, 'map_conv'):
+            read.append(self.obstacle_map(patches, on_patches))
+        out = self.mlp(torch.cat(read, 1))
         velocity, done = torch.tanh(out[:, :2]), out[:, 2]
         return (velocity, done, logits) if with_pointer else (velocity, done)
+
+    def obstacle_map(self, patches: torch.Tensor, on_patches: torch.Tensor) -> torch.Tensor:
+        """(B, N, dim) patches and (B, N) pointer mass -> (B, map features)."""
+        cells = torch.cat([self.map_in(patches), on_patches[..., None] * self.side], -1)
+        image = cells.transpose(1, 2).reshape(-1, MAP_CHANNELS + 1, self.side, self.side)
+        return self.map_conv(image).flatten(1)

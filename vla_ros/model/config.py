@@ -28,12 +28,15 @@ class ModelConfig:
     # target through the Q-Former's few tokens); True = the grounded pointer head, which
     # attends from the instruction straight into the image patches (action_head.py).
     action_pointer: bool = False
+    # Pointer head only: also read a coarse map of the whole view (what is in the way).
+    action_map: bool = False
 
     def __post_init__(self):
         assert self.dim % self.heads == 0, 'dim must divide into heads'
         assert self.heads % self.kv_heads == 0, 'heads must be a multiple of kv_heads'
         assert self.image_size % (4 * self.patch_size) == 0, \
             'image_size must divide by 4 (stem) * patch_size'
+        assert self.action_pointer or not self.action_map, 'action_map needs action_pointer'
 
     @property
     def num_patches(self) -> int:

@@ -7,7 +7,7 @@ expert's (linear, angular, done).
     batch['velocity']      float32 (n, 2): linear, angular as fractions of the maximum
                            speeds, in [-1, 1] (positive angular = turn left)
     batch['done']          float32 (n,): 1 where the goal is reached (stop: always 1)
-    batch['phase']         list of n str: search | far | near | turn | done | stop
+    batch['phase']         list of n str: search | far | near | turn | done | stop | decoy
     batch['target_uv']     float32 (n, 2): where the target's icon is centred in the image
                            (u, v as fractions of width, height); meaningful where
     batch['target_seen']   float32 (n,) is 1 (in view, and the instruction names it)
@@ -17,13 +17,20 @@ level, plus occasional multi-step drifts), from perturbed copies of those states
 when a rollout lacked a phase, from states placed directly in that phase. Every label
 is the expert's action at the state itself (the expert is stateless), so off-course
 states teach the correction: DAgger-style recovery without a learner in the loop. Pass
-`driver` (a policy) to let a learner drive the rollouts instead: true DAgger.
+`driver` (a batched policy, `driver(frames, instructions) -> [(linear, angular, done)]`)
+to let a learner drive the rollouts instead: true DAgger.
+
+Hard negatives: in the "decoy" phase the robot is placed at, and facing, a distractor
+that shares the target's colour or shape. The expert's label there is "not done, carry
+on", which is what the closed loop needs: a policy that says done at the first shape of
+the right colour fails its episode (the commonest failure of earlier checkpoints).
 
 Samples are balanced over instruction kinds (KIND_MIX) and phases (PHASE_MIX); wordings
 come from the train templates, or the held-out ones with held_out=True. Worlds use seeds
 below evaluate.EVAL_SEED_START, so evaluation arenas are never trained on.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,12 +41,13 @@ from .world import MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE, World
 
 TRAIN_SEEDS = 1_000_000           # world seeds in [0, TRAIN_SEEDS); evaluation starts there
 KIND_MIX = {'goto': 0.7, 'face': 0.2, 'stop': 0.1}
-PHASE_MIX = {'goto': {'search': 0.1, 'far': 0.35, 'near': 0.3, 'done': 0.25},
-             'face': {'search': 0.2, 'turn': 0.45, 'done': 0.35},
+PHASE_MIX = {'goto': {'search': 0.1, 'far': 0.35, 'near': 0.25, 'done': 0.2, 'decoy': 0.1},
+             'face': {'search': 0.2, 'turn': 0.4, 'done': 0.3, 'decoy': 0.1},
              'stop': {'stop': 1.0}}
 NEAR_GAP = 1.0                    # m: "near" the target below this gap
 SAMPLES_PER_WORLD = 8             # consecutive samples share an arena (rollouts cost time)
-ROLLOUT_STEPS = 60
+ROLLOUT_STEPS = 60                # 6 s of the expert's rollouts: the far and near phases
+DRIVEN_ROLLOUT_STEPS = 120        # a learner's (DAgger): long enough to reach the goal
 
 
 def _pick(rng, mix: dict) -> str:
@@ -59,27 +67,62 @@ def phase_of(world: World, goal: Goal, target) -> str:
     return 'done' if gap <= REACH_DISTANCE else ('near' if gap <= NEAR_GAP else 'far')
 
 
-def _rollout(world: World, goal: Goal, target: int, rng, driver=None, instruction=''):
-    """Poses visited while the expert (or `driver`) drives with noise from world.pose."""
-    sigma = rng.uniform(0.0, 0.4)          # this episode's execution noise
-    drift, drift_steps = (0.0, 0.0), 0
-    poses, after_done = [], 0
-    for _ in range(ROLLOUT_STEPS):
-        poses.append(Pose(world.pose.x, world.pose.y, world.pose.theta))
+@dataclass
+class Arena:
+    """One training arena: its world, the sampled goal and what is driven in rollouts."""
+    world: World
+    goal: Goal
+    drive_goal: Goal        # a stop episode's rollout drives to the target like a goto
+    instruction: str        # the drive goal's wording, for a learner driving the rollout
+
+
+def _arena(rng, driver=None) -> Arena:
+    world = World.random(int(rng.integers(TRAIN_SEEDS)))
+    s = world.shapes[world.target]
+    goal = Goal(_pick(rng, KIND_MIX), s.color, s.shape)
+    drive_goal = goal if goal.kind != 'stop' else Goal('goto', s.color, s.shape)
+    return Arena(world, goal, drive_goal,
+                 instruction_text(rng, drive_goal) if driver is not None else '')
+
+
+def _rollouts(arenas, rng, driver=None):
+    """Per arena, the poses visited while the expert (or `driver`) drives with noise.
+
+    All arenas advance in lock step so a learner `driver(frames, instructions) ->
+    [(linear, angular, done)]` sees one batch per step instead of one frame at a time.
+    """
+    n = len(arenas)
+    sigma = rng.uniform(0.0, 0.4, size=n)          # each rollout's execution noise
+    drift, drift_steps = np.zeros((n, 2)), np.zeros(n, int)
+    after_done = np.zeros(n, int)
+    poses = [[] for _ in arenas]
+    live = list(range(n))
+    for _ in range(ROLLOUT_STEPS if driver is None else DRIVEN_ROLLOUT_STEPS):
+        if not live:
+            break
+        for i in live:
+            p = arenas[i].world.pose
+            poses[i].append(Pose(p.x, p.y, p.theta))
         if driver is not None:
-            linear, angular, done = driver(render_camera(world), instruction)
+            actions = driver([render_camera(arenas[i].world) for i in live],
+                             [arenas[i].instruction for i in live])
         else:
-            linear, angular, done = expert_action(world, goal, target)
-        if done >= 0.5:
-            after_done += 1        # keep jittering around the goal for a few steps
-            if after_done > 5:
-                break
-        if drift_steps == 0 and rng.random() < 0.04:
-            drift, drift_steps = tuple(rng.uniform(-1, 1, size=2)), int(rng.integers(3, 9))
-        if drift_steps:
-            linear, angular, drift_steps = drift[0], drift[1], drift_steps - 1
-        linear, angular = np.clip([linear, angular] + rng.normal(0, sigma, size=2), -1, 1)
-        world.step(linear * MAX_LINEAR, angular * MAX_ANGULAR)
+            actions = [expert_action(arenas[i].world, arenas[i].drive_goal,
+                                     arenas[i].world.target) for i in live]
+        still = []
+        for i, (linear, angular, done) in zip(live, actions):
+            if done >= 0.5:
+                after_done[i] += 1     # keep jittering around the goal for a few steps
+                if after_done[i] > 5:
+                    continue
+            if drift_steps[i] == 0 and rng.random() < 0.04:
+                drift[i], drift_steps[i] = rng.uniform(-1, 1, size=2), rng.integers(3, 9)
+            if drift_steps[i]:
+                (linear, angular), drift_steps[i] = drift[i], drift_steps[i] - 1
+            linear, angular = np.clip([linear, angular] + rng.normal(0, sigma[i], size=2), -1, 1)
+            arenas[i].world.step(linear * MAX_LINEAR, angular * MAX_ANGULAR)
+            still.append(i)
+        live = still
     return poses
 
 
@@ -89,8 +132,24 @@ def _free(world: World, pose: Pose) -> bool:
         all(world.gap(i, pose) > 0.0 for i in range(len(world.shapes)))
 
 
+def _decoy(world: World, target: int, rng) -> Pose:
+    """A pose within reach of, and facing, a distractor; one that shares the target's
+    colour or shape when there is one."""
+    s = world.shapes[target]
+    others = [j for j in range(len(world.shapes)) if j != target]
+    alike = [j for j in others if world.shapes[j].color == s.color
+             or world.shapes[j].shape == s.shape]
+    j = int(rng.choice(alike or others))
+    p = world.random_free_pose(rng, near=j, max_dist=REACH_DISTANCE)
+    d = world.shapes[j]
+    p.theta = math.atan2(d.y - p.y, d.x - p.x) + rng.normal(0, 0.25)
+    return p
+
+
 def _placed(world: World, goal: Goal, target: int, phase: str, rng) -> Pose:
     """A pose made for `phase` directly (rejection-sampled)."""
+    if phase == 'decoy':
+        return _decoy(world, target, rng)
     s = world.shapes[target]
     for _ in range(50):
         if phase in ('done', 'near') and goal.kind == 'goto':
@@ -111,17 +170,12 @@ def _placed(world: World, goal: Goal, target: int, phase: str, rng) -> Pose:
     return p
 
 
-def _world_samples(rng, k: int, held_out: bool, driver=None):
-    """Yield k (world at the sample's pose, goal, target, instruction) from one arena."""
-    world = World.random(int(rng.integers(TRAIN_SEEDS)))
-    kind = _pick(rng, KIND_MIX)
+def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
+    """Yield k (world at the sample's pose, goal, target, phase, instruction) from one arena,
+    given the poses its rollout visited."""
+    world, goal = arena.world, arena.goal
     target = world.target
-    s = world.shapes[target]
-    goal = Goal(kind, s.color, s.shape)
-    drive_goal = goal if kind != 'stop' else Goal('goto', s.color, s.shape)
-    start = world.pose
-    instruction = instruction_text(rng, drive_goal) if driver is not None else ''
-    poses = _rollout(world, drive_goal, target, rng, driver, instruction)
+    start = poses[0]
     for p in poses[::3]:   # perturbed copies: off the path the expert would take
         q = Pose(p.x + rng.normal(0, 0.15), p.y + rng.normal(0, 0.15),
                  p.theta + rng.normal(0, 0.4))
@@ -133,14 +187,17 @@ def _world_samples(rng, k: int, held_out: bool, driver=None):
         world.pose = p
         by_phase.setdefault(phase_of(world, goal, target), []).append(p)
     for _ in range(k):
-        phase = _pick(rng, PHASE_MIX[kind])
-        candidates = by_phase.get(phase)
+        phase = _pick(rng, PHASE_MIX[goal.kind])
+        candidates = by_phase.get(phase)   # (never 'decoy': phase_of does not say it)
         if candidates and rng.random() < 0.7:
             pose = candidates[rng.integers(len(candidates))]
         else:
             pose = _placed(world, goal, target, phase, rng)
         world.pose = Pose(pose.x, pose.y, math.atan2(math.sin(pose.theta), math.cos(pose.theta)))
-        yield world, goal, target, instruction_text(rng, goal, held_out)
+        label = phase_of(world, goal, target)
+        if phase == 'decoy' and label not in ('done', 'stop'):
+            label = 'decoy'
+        yield world, goal, target, label, instruction_text(rng, goal, held_out)
 
 
 def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
@@ -152,10 +209,11 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
     target_uv = np.zeros((n, 2), np.float32)
     target_seen = np.zeros(n, np.float32)
     instructions, phases = [], []
+    arenas = [_arena(rng, driver) for _ in range(-(-n // SAMPLES_PER_WORLD))]
     i = 0
-    while i < n:
-        for world, goal, target, text in _world_samples(rng, min(SAMPLES_PER_WORLD, n - i),
-                                                        held_out, driver):
+    for arena, poses in zip(arenas, _rollouts(arenas, rng, driver)):
+        k = min(SAMPLES_PER_WORLD, n - i)
+        for world, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out):
             linear, angular, d = expert_action(world, goal, target)
             images[i] = render_camera(world, image_size)
             velocity[i] = linear, angular
@@ -165,7 +223,7 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
                 if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0:
                     target_uv[i], target_seen[i] = (u, v), 1.0
             instructions.append(text)
-            phases.append(phase_of(world, goal, target))
+            phases.append(phase)
             i += 1
     return {'images': images, 'instructions': instructions, 'velocity': velocity,
             'done': done, 'phase': phases, 'target_uv': target_uv, 'target_seen': target_seen}
