@@ -29,6 +29,7 @@ from vla_ros.ros.runner import make_executor  # noqa: E402
 from vla_ros.ros.sim_demo import SimExpert  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, SimNode  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
+from vla_ros.sim.evaluate import REACH_SUCCESS  # noqa: E402
 
 # An exception escaping a callback kills the executor thread: make that a test failure.
 pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
@@ -281,6 +282,39 @@ def test_closed_loop_expert_reaches_the_target_over_dds(graph):
     assert reach['shape'] == 'black rectangle'
     assert not any(e['event'] == 'touch' for e in probe.events)
     assert probe.commands_after(0)[-1] == (0.0, 0.0)
+
+
+# Three consecutive held-out arenas (seed >= 1e6; the sim's reset moves to the next) whose
+# target the shipped model reaches in `vla-ros sim-eval` too. Here the instruction is
+# worded by the test and the timing is DDS's.
+FIRST_DDS_SEED = 1_000_001
+
+
+def test_the_shipped_model_reaches_its_targets_over_dds(graph):
+    """End to end: sim node <-> VLA node with the shipped checkpoint over DDS, one arena
+    after another (the sim's reset service). The robot must say done within reach of the
+    named shape (sim-eval's success distance) without touching another one. The policy
+    is good but not perfect (see the README's sim-eval table) and DDS timing varies, so
+    2 of the 3 episodes must succeed."""
+    sim = SimNode(parameter_overrides=[Parameter('seed', value=FIRST_DDS_SEED),
+                                       Parameter('overview_rate', value=0.0)])
+    graph[0].add_node(sim)
+    vla = vla_node(graph[0])
+    probe = Probe(graph[1])
+    outcomes = []
+    for seed in range(FIRST_DDS_SEED, FIRST_DDS_SEED + 3):
+        if seed > FIRST_DDS_SEED:
+            assert probe.call(probe.reset).success
+        assert sim.world.seed == seed
+        target = sim.world.shapes[0].name
+        events = len(probe.events)
+        probe.instruct(f'go to the {target}', vla)
+        wait_for(lambda: probe.statuses[-1].state != 'running', 'the episode to end', 60.0)
+        touched = [e for e in probe.events[events:] if e['event'] == 'touch']
+        reached = sim.world.gap(0) <= REACH_SUCCESS      # shapes[0] is the arena's target
+        outcomes.append((seed, probe.statuses[-1].state, reached, touched))
+    assert sum(state == 'done' and reached and not touched
+               for _, state, reached, touched in outcomes) >= 2, outcomes
 
 
 def test_action_status_fields_are_the_documented_contract():
