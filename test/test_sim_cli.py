@@ -37,7 +37,7 @@ def test_sim_eval_runs_the_model():
 def test_the_shipped_model_follows_instructions_in_closed_loop():
     """The trained action head drives to the named shape in held-out arenas. Deterministic
     (fixed seeds, no DDS): 19 of these 20 episodes succeed with the shipped checkpoint
-    (0.94 over the 200 of `vla-ros sim-eval`); the bounds catch a broken head, a lost
+    (0.955 over the 200 of `vla-ros sim-eval`); the bounds catch a broken head, a lost
     obstacle map or a checkpoint that lost its action training, not a point of accuracy."""
     report = json.loads(vla_ros('sim-eval', '--episodes', '20', '--json'))
     assert report['success_rate'] >= 0.85, report

@@ -40,7 +40,7 @@ class EpisodeResult:
     success: bool
     time_s: float
     done_said: bool            # the policy declared done before the time limit
-    reached: Optional[bool]    # came within reach of the target at some point (goto only)
+    reached: Optional[bool]    # came within REACH_SUCCESS of the target at some point (goto)
     wrong_target: bool         # touched a distractor, or said done at one instead
     collision: bool            # touched a distractor or a wall
     distractors: int
@@ -124,7 +124,7 @@ def run_episode(policy, seed: int, kind: str = 'goto', held_out: bool = False,
             done_said = True
             break
         world.step(*safe_velocity(linear, angular, LIMITS))
-        reached = reached or target in world.reached
+        reached = reached or world.gap(target) <= REACH_SUCCESS
         if world.touched - {target}:
             break
     touched_other = bool(world.touched - {target})
