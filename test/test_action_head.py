@@ -108,3 +108,10 @@ def test_adding_the_map_keeps_the_pointer_and_frozen_training_only_moves_the_hea
     for name, value in base.state_dict().items():
         same = torch.equal(trained.state_dict()[name], value)
         assert same != name.startswith('action.'), name   # backbone frozen, head trained
+
+
+def test_a_frozen_backbone_stage_without_demonstrations_is_refused():
+    import pytest
+    from vla_ros.train import train
+    with pytest.raises(ValueError, match='action_samples_per_step'):
+        train(TrainConfig(frozen_backbone=True, action_samples_per_step=0), progress=False)

@@ -42,7 +42,7 @@ class TrainConfig:
     scene_questions_per_image: int = 8
     # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed
     # into the first steps they held VQA at the question-only floor (67% after 750 steps),
-    # so the action head needs a schedule or a second stage (issue 4, open).
+    # so the action head is trained in later stages (config/train_action*.yaml).
     action_samples_per_step: int = 0
     action_loss_weight: float = 1.0
     pointer_loss_weight: float = 0.5     # pointer head: where the simulator drew the target
@@ -307,6 +307,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     """Train from scratch; write the checkpoint, metrics.json and training_curve.png."""
     from tqdm import tqdm
 
+    if cfg.frozen_backbone and cfg.action_samples_per_step <= 0:
+        raise ValueError('frozen_backbone trains only the action head: '
+                         'set action_samples_per_step > 0')
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
