@@ -32,6 +32,16 @@ def test_sim_eval_json():
 def test_sim_eval_runs_the_model():
     report = json.loads(vla_ros('sim-eval', '--episodes', '1', '--time-limit', '2', '--json'))
     assert report['policy'] == 'model' and report['checkpoint'].endswith('vla_tiny')
+    assert report['backend'] == 'torch'
+
+
+def test_sim_eval_on_the_onnx_runtime_backend_drives_the_same_episode():
+    torch_run, ort_run = (json.loads(vla_ros('sim-eval', '--episodes', '2', '--json',
+                                             '--backend', backend))
+                          for backend in ('torch', 'onnxruntime'))
+    assert ort_run['backend'] == 'onnxruntime'
+    assert ort_run['success_rate'] == torch_run['success_rate']
+    assert ort_run['median_time_to_goal_s'] == torch_run['median_time_to_goal_s']
 
 
 def test_the_shipped_model_follows_instructions_in_closed_loop():

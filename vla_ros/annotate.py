@@ -43,9 +43,9 @@ def _fit(text: str, width: int, scale: float) -> str:
 
 
 def _arrow(img: np.ndarray, command: tuple, centre: tuple, length: float):
-    linear, angular = (max(-1.0, min(1.0, float(c))) for c in command)
-    if not (math.isfinite(linear) and math.isfinite(angular)):
+    if not all(math.isfinite(float(c)) for c in command):
         return
+    linear, angular = (max(-1.0, min(1.0, float(c))) for c in command)
     heading = angular * math.pi / 3        # full turn rate: 60 degrees to the left
     size = length * max(abs(linear), 0.15 * abs(angular))
     sign = 1 if linear >= 0 else -1

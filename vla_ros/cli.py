@@ -110,12 +110,12 @@ def cmd_bench(args):
         print(json.dumps(report, indent=1) if args.json else
               '\n'.join(f'{k}: {v}' for k, v in report.items()))
         return
+    if args.compare and args.backend != 'torch':
+        raise SystemExit('error: --compare times torch checkpoints (use --backend torch)')
     engine = _engine(args)
     if args.compare:   # e.g. the attention ablation: both timed in one run, alternating
         from .engine import InferenceEngine
         others = [InferenceEngine(path, threads=args.threads) for path in args.compare]
-        if args.backend != 'torch':
-            raise SystemExit('error: --compare times torch checkpoints (use --backend torch)')
         reports = benchmark_engines([engine] + others, runs=args.runs)
         report = {'engines': reports, 'runs': args.runs, 'threads': args.threads,
                   **machine_info()}

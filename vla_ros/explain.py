@@ -65,6 +65,12 @@ def _panel_title(panel: np.ndarray, title: str) -> np.ndarray:
     return out
 
 
+def _image_panel(rgb: np.ndarray) -> np.ndarray:
+    """The model's input, scaled up crisply, titled 'image'."""
+    return _panel_title(cv2.resize(rgb, (PANEL, PANEL), interpolation=cv2.INTER_NEAREST),
+                        'image')
+
+
 def _figure(panels, lines) -> np.ndarray:
     top = np.concatenate(panels, axis=1)
     band = np.full((BAND, top.shape[1], 3), 255, np.uint8)
@@ -94,8 +100,7 @@ def explain_question(model, tokenizer, rgb64: np.ndarray, question: str):
     qformer_map = query_to_patch.mean(0).numpy()
     answer_map = (answer_to_query @ query_to_patch).numpy()
     confidence = float(probs[0].prod())
-    figure = _figure([_panel_title(cv2.resize(rgb64, (PANEL, PANEL),
-                                              interpolation=cv2.INTER_NEAREST), 'image'),
+    figure = _figure([_image_panel(rgb64),
                       _panel_title(_heatmap(qformer_map, rgb64), 'Q-Former queries look at'),
                       _panel_title(_heatmap(answer_map, rgb64), 'the answer looks at')],
                      [f'Q: {question}', f'A: {answer}  (confidence {confidence:.2f})'])
@@ -113,8 +118,7 @@ def explain_instruction(model, tokenizer, rgb64: np.ndarray, instruction: str):
         velocity, done, logits = model.act(visual, ids, patches=patches, with_pointer=True)
     p = logits[0].softmax(-1).numpy()
     v, w, d = float(velocity[0, 0]), float(velocity[0, 1]), float(torch.sigmoid(done[0]))
-    figure = _figure([_panel_title(cv2.resize(rgb64, (PANEL, PANEL),
-                                              interpolation=cv2.INTER_NEAREST), 'image'),
+    figure = _figure([_image_panel(rgb64),
                       _panel_title(_heatmap(p[:-1], rgb64),
                                    f'pointer (not in view {p[-1]:.2f})')],
                      [f'instruction: {instruction}',

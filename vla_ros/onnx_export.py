@@ -6,13 +6,15 @@ model's own submodules, traced by torch.onnx's TorchScript exporter:
   DecoderStepGraph   the text decoder with the latent KV cache passed in and out as one
                      (layers, B, past, rank) tensor. Positions start at `past`, so the
                      same graph runs the prompt (past = 0) and each generated token;
-  ActionHeadGraph    the action MLP on the last hidden state.
+  ActionHeadGraph    the action head on the last hidden state (and the patches, which the
+                     pointer head and its obstacle map read).
 `parity_report` runs the torch and ONNX Runtime engines side by side on easy-VQA.
 """
 import os
 import shutil
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from . import tokenizer as tok
 from .engine_api import default_checkpoint
 from .model.files import CONFIG
 from .model.checkpoint import load_checkpoint
-from .onnx_manifest import default_onnx_dir, GRAPHS, write_manifest
+from .onnx_manifest import default_onnx_dir, GRAPHS, read_manifest, write_manifest
 
 OPSET = 17   # LayerNormalization is a single op from 17 on
 
@@ -108,8 +110,7 @@ def _example_inputs(model):
         'image_encoder': (pixels,),
         'decoder_step': (torch.ones(B, T, dtype=torch.long), visual,
                          torch.zeros(cfg.decoder_layers, B, S, cfg.kv_rank)),
-        # batch 1, the engine's: PointerActionHead sizes a tensor with len(), which the
-        # tracer records as a constant (patches.shape[0] would stay dynamic)
+        # traced at batch 1, the engine's (the graph still takes any batch: dynamic axes)
         'action_head': (torch.zeros(1, cfg.dim), patches[:1]),
     }
 
@@ -146,7 +147,6 @@ def export_onnx(checkpoint: str = None, out_dir: str = None, opset: int = OPSET)
     """Export `checkpoint` (default: the bundled model) to `out_dir` (default
     <checkpoint>/onnx). Files are written to a temporary directory first and moved in
     together, so a failed export never leaves a half-written one. Returns the manifest."""
-    import warnings
     checkpoint = source_directory(checkpoint or default_checkpoint())
     out_dir = out_dir or default_onnx_dir(checkpoint)
     model, _ = load_checkpoint(checkpoint)
@@ -167,12 +167,11 @@ def export_onnx(checkpoint: str = None, out_dir: str = None, opset: int = OPSET)
         extra = {'kv_cache': {'layers': model.cfg.decoder_layers, 'width': model.cfg.kv_rank},
                  'exported_with': {'torch': torch.__version__}}
         write_manifest(staging, checkpoint, opset, extra, _graph_inputs(staging))
+        os.makedirs(out_dir, exist_ok=True)
         for entry in os.listdir(staging):
-            os.makedirs(out_dir, exist_ok=True)
             os.replace(os.path.join(staging, entry), os.path.join(out_dir, entry))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    from .onnx_manifest import read_manifest
     return read_manifest(out_dir, checkpoint)
 
 

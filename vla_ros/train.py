@@ -162,21 +162,28 @@ class BatchMaker:
         return ids, labels, torch.tensor([i for i, _ in encoded])
 
 
+def action_prompts(tokenizer, instructions):
+    """`<act> instruction` token ids, right-padded: (ids (B, T), lengths (B,))."""
+    prompts = [[tok.ACTION] + tokenizer.encode(t) for t in instructions]
+    lengths = torch.tensor([len(p) for p in prompts])
+    ids = torch.full((len(prompts), int(lengths.max())), tok.PAD, dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, :len(p)] = torch.tensor(p)
+    return ids, lengths
+
+
 def model_driver(model, tokenizer):
     """The model as a batched policy for DAgger rollouts:
     (frames, instructions) -> [(linear, angular, done)]."""
     def drive(frames, instructions):
-        was_training = model.training
+        modes = [(m, m.training) for m in model.modules()]   # restored exactly afterwards
         model.eval()
-        prompts = [[tok.ACTION] + tokenizer.encode(t) for t in instructions]
-        lengths = torch.tensor([len(p) for p in prompts])
-        ids = torch.full((len(prompts), int(lengths.max())), tok.PAD, dtype=torch.long)
-        for row, p in enumerate(prompts):
-            ids[row, :len(p)] = torch.tensor(p)
+        ids, lengths = action_prompts(tokenizer, instructions)
         with torch.no_grad():
             visual, patches = model.encode(torch.from_numpy(np.stack(frames)))
             velocity, done = model.act(visual, ids, lengths, patches=patches)
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
         return [(float(v[0]), float(v[1]), float(d))
                 for v, d in zip(velocity, torch.sigmoid(done))]
     return drive
@@ -192,14 +199,17 @@ def action_batch(tokenizer, rng, n: int, driver=None, driven: int = 0) -> dict:
         extra = sample_batch(rng, driven, driver=driver)
         b = {k: (v + extra[k]) if isinstance(v, list) else np.concatenate([v, extra[k]])
              for k, v in b.items()}
-    prompts = [[tok.ACTION] + tokenizer.encode(t) for t in b['instructions']]
-    lengths = torch.tensor([len(p) for p in prompts])
-    ids = torch.full((n, int(lengths.max())), tok.PAD, dtype=torch.long)
-    for row, p in enumerate(prompts):
-        ids[row, :len(p)] = torch.tensor(p)
+    ids, lengths = action_prompts(tokenizer, b['instructions'])
     batch = {k: torch.from_numpy(b[k]) for k in ('images', 'velocity', 'done', 'target_uv',
                                                  'target_seen')}
     return {**batch, 'ids': ids, 'lengths': lengths}
+
+
+def step_demonstrations(model, tokenizer, cfg: 'TrainConfig', rng) -> dict:
+    """One step's action_batch: `dagger_fraction` of it driven by the model itself."""
+    n = cfg.action_samples_per_step
+    return action_batch(tokenizer, rng, n, model_driver(model, tokenizer),
+                        int(round(cfg.dagger_fraction * n)))
 
 
 POINTER_SIGMA = 0.09   # target spread over the patch grid, as a fraction of the image
@@ -262,8 +272,7 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
     images, groups = batches.make()
     n_act = cfg.action_samples_per_step
     if n_act:
-        act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
-                           int(round(cfg.dagger_fraction * n_act)))
+        act = step_demonstrations(model, tokenizer, cfg, rng)
         images = torch.cat([images, act['images']])
     visual, patches = model.encode(images)                   # (B_images + n_act, Q, dim)
     if n_act:
@@ -285,10 +294,7 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
 
 def action_step_loss(model, tokenizer, cfg: TrainConfig, rng, history: dict) -> torch.Tensor:
     """The action loss alone, on features of the frozen backbone (`frozen_backbone`)."""
-    n_act = cfg.action_samples_per_step
-    act = action_batch(tokenizer, rng, n_act, model_driver(model, tokenizer),
-                       int(round(cfg.dagger_fraction * n_act)))
-    model.action.train()   # the driver left the whole model in eval mode
+    act = step_demonstrations(model, tokenizer, cfg, rng)
     with torch.no_grad():
         visual, patches = model.encode(act['images'])
     loss = action_loss(model, visual, patches, act, cfg.pointer_loss_weight)

@@ -63,8 +63,9 @@ class PointerActionHead(nn.Module):
         self.not_in_view = nn.Parameter(torch.zeros(1, 1, d))   # the extra slot's key input
         self.register_buffer('grid', patch_grid(self.side), persistent=False)
         self.scale = d ** -0.5
+        self.has_map = cfg.action_map
         map_features = 0
-        if cfg.action_map:
+        if self.has_map:
             self.map_in = nn.Linear(d, MAP_CHANNELS)
             self.map_conv = nn.Sequential(
                 nn.Conv2d(MAP_CHANNELS + 1, MAP_WIDTH, 3, padding=1), nn.GELU(),
@@ -94,7 +95,7 @@ class PointerActionHead(nn.Module):
         spread = (seen * ((self.grid[None] - where[:, None]) ** 2).sum(-1)).sum(-1, True)
         under = torch.einsum('bn,bnd->bd', seen, patches)
         read = [hidden_last, under, where, spread, absent]
-        if hasattr(self, 'map_conv'):
+        if self.has_map:
             read.append(self.obstacle_map(patches, on_patches))
         out = self.mlp(torch.cat(read, 1))
         velocity, done = torch.tanh(out[:, :2]), out[:, 2]

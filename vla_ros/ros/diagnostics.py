@@ -65,6 +65,15 @@ class NodeDiagnostics:
         with self._lock:
             self.latencies.setdefault(name, deque(maxlen=LATENCY_SAMPLES)).append(ms)
 
+    def request(self, served: str, failed: str, latency: str, ms: float, ok: bool):
+        """A request answered: counted under `served`, and under `failed` if it failed,
+        else its latency under `latency` (request_status reads the first two)."""
+        self.count(served)
+        if ok:
+            self.latency(latency, ms)
+        else:
+            self.count(failed)
+
     def recent(self, name: str) -> int:
         with self._lock:
             events = self.events.get(name)

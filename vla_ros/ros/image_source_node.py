@@ -14,7 +14,7 @@ from std_msgs.msg import Header
 from .diagnostics import NodeDiagnostics, OK, WARN
 from .frame_sources import open_source, SOURCES
 from .image_conversion import rgb_to_compressed, rgb_to_image
-from .params import declare_parameters, Param, param_values, qos_profile
+from .params import declare_parameters, Param, qos_profile
 from .runner import run_node
 
 PARAMS = (
@@ -47,8 +47,7 @@ class ImageSourceNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, PARAMS)
-        p = self.p = param_values(self, PARAMS)
+        p = self.p = declare_parameters(self, PARAMS)
         if (p['width'] > 0) != (p['height'] > 0):
             raise InvalidParameterValueException(
                 'width/height', (p['width'], p['height']), 'set both or neither')

@@ -22,7 +22,7 @@ from ..srv import VQA
 from .bench_ros import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
                         START_TIMEOUT_S, start_node)
 from .params import qos_profile
-from .runner import make_executor
+from .runner import call_and_wait, make_executor
 
 QUESTION = 'what color is the shape?'
 
@@ -47,27 +47,19 @@ def _first_call(client, timeout: float = 5.0, attempts: int = 5) -> int:
     2-core machine can exceed. The burst measures clients that have been answered once.
     """
     for attempt in range(attempts):
-        done = threading.Event()
-        future = client.call_async(VQA.Request(question=QUESTION))
-        future.add_done_callback(lambda _: done.set())
-        if done.wait(timeout):
+        if call_and_wait(client, VQA.Request(question=QUESTION), timeout) is not None:
             return attempt
-        client.remove_pending_request(future)
     raise BenchError(f'no answer to {attempts} first calls')
 
 
 def _client_worker(client, calls, timeout, results, lock):
     """`calls` calls one after the other; each result is (round trip s or None, success)."""
     for _ in range(calls):
-        done = threading.Event()
         start = time.perf_counter()
-        future = client.call_async(VQA.Request(question=QUESTION))
-        future.add_done_callback(lambda _: done.set())
-        if done.wait(timeout):
-            response = future.result()
+        response = call_and_wait(client, VQA.Request(question=QUESTION), timeout)
+        if response is not None:
             entry = (time.perf_counter() - start, bool(response.success), response.error)
         else:
-            client.remove_pending_request(future)
             entry = (None, False, 'no response')
         with lock:
             results.append(entry)

@@ -37,8 +37,9 @@ class Param:
         return d
 
 
-def declare_parameters(node, params) -> None:
-    """Declare `params` on `node`, rejecting out-of-range or unknown-choice values.
+def declare_parameters(node, params) -> dict:
+    """Declare `params` on `node`, rejecting out-of-range or unknown-choice values;
+    return their values ({name: value}, as param_values).
 
     rclpy enforces the descriptor's type and range itself (also for values from a
     --params-file); string choices are checked by a callback that runs for the
@@ -64,6 +65,7 @@ def declare_parameters(node, params) -> None:
     unknown = sorted(set(overrides) - set(by_name) - {'use_sim_time'})
     if unknown:
         node.get_logger().warning(f"ignoring unknown parameters: {', '.join(unknown)}")
+    return param_values(node, params)
 
 
 def param_values(node, params) -> dict:

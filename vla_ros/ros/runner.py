@@ -7,6 +7,8 @@ behaviour reported in ros2/rclpy#1223. Callbacks here are short (a model call is
 ms), and what must not wait for them, the velocity watchdog, runs on its own thread
 (action_control.py).
 """
+import threading
+
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -21,6 +23,19 @@ STARTUP_ERRORS = (CheckpointError, ParameterException, SourceError)
 def make_executor(context=None) -> SingleThreadedExecutor:
     """The executor every vla_ros process (and test rig) spins; see the module doc."""
     return SingleThreadedExecutor(context=context)
+
+
+def call_and_wait(client, request, timeout: float):
+    """`client`'s response to `request`, or None when none came within `timeout` seconds
+    (the pending request is then dropped). Blocks this thread: the client's node must be
+    spun by an executor in another one (an HTTP handler, a load-test worker)."""
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: done.set())
+    if done.wait(timeout):
+        return future.result()
+    client.remove_pending_request(future)
+    return None
 
 
 def shutting_down(error: Exception) -> bool:

@@ -24,7 +24,7 @@ from ..sim.instructions import ground, InstructionRefused, parse_instruction
 from ..sim.render import render_camera, render_overview
 from ..sim.world import World, wrap_angle
 from .image_conversion import rgb_to_image
-from .params import declare_parameters, OUTPUT_QOS, Param, param_values
+from .params import declare_parameters, OUTPUT_QOS, Param
 from .runner import run_node
 
 PARAMS = (
@@ -55,8 +55,7 @@ class SimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, PARAMS)
-        self.p = param_values(self, PARAMS)
+        self.p = declare_parameters(self, PARAMS)
         self.image_pub = self.create_publisher(Image, 'image', IMAGE_QOS)
         self.overview_pub = self.create_publisher(Image, 'overview', IMAGE_QOS)
         self.odom_pub = self.create_publisher(Odometry, 'odom', OUTPUT_QOS)

@@ -27,8 +27,7 @@ from .action_control import ACTION_PARAMS, ActionControl
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import rgb_to_image
-from .params import (declare_parameters, OUTPUT_QOS, Param, param_values, request_qos,
-                     REQUEST_PARAMS)
+from .params import declare_parameters, OUTPUT_QOS, Param, request_qos, REQUEST_PARAMS
 from .runner import run_node
 from .shared_engine import answer_latest, ENGINE_PARAMS, get_engine
 
@@ -46,8 +45,7 @@ class VLANode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, PARAMS)
-        p = param_values(self, PARAMS)
+        p = declare_parameters(self, PARAMS)
         start = time.perf_counter()
         self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
         self.camera = CameraInput(self)
@@ -164,11 +162,8 @@ class VLANode(Node):
         self.overlay.answer = answer.answer if result is not None else f'({error})'
         answer.latency_ms = (time.perf_counter() - start) * 1000
         self.answer_pub.publish(answer)
-        self.diagnostics.count('questions')
-        if result is None:
-            self.diagnostics.count('question errors')
-        else:
-            self.diagnostics.latency('answer', answer.latency_ms)
+        self.diagnostics.request('questions', 'question errors', 'answer', answer.latency_ms,
+                                 ok=result is not None)
 
 
 def main(args=None):

@@ -17,7 +17,7 @@ from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, param_values, request_qos, REQUEST_PARAMS
+from .params import declare_parameters, request_qos, REQUEST_PARAMS
 from .runner import run_node
 from .shared_engine import answer_latest, answer_or_error, ENGINE_PARAMS, get_engine
 
@@ -29,8 +29,7 @@ class VQAServiceNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, PARAMS)
-        p = param_values(self, PARAMS)
+        p = declare_parameters(self, PARAMS)
         self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
         self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
@@ -55,11 +54,8 @@ class VQAServiceNode(Node):
         else:
             response.error = error
         response.latency_ms = (time.perf_counter() - start) * 1000
-        self.diagnostics.count('vqa calls')
-        if result is None:
-            self.diagnostics.count('vqa errors')
-        else:
-            self.diagnostics.latency('vqa', response.latency_ms)
+        self.diagnostics.request('vqa calls', 'vqa errors', 'vqa', response.latency_ms,
+                                 ok=result is not None)
         return response
 
     def _diagnostic_report(self, values: dict):

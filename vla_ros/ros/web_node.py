@@ -37,8 +37,8 @@ from ..preprocess import ImageError
 from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, OUTPUT_QOS, Param, param_values
-from .runner import run_node
+from .params import declare_parameters, OUTPUT_QOS, Param
+from .runner import call_and_wait, run_node
 from .web_page import PAGE
 
 PARAMS = (
@@ -56,8 +56,7 @@ class WebNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, PARAMS)
-        self.p = param_values(self, PARAMS)
+        self.p = declare_parameters(self, PARAMS)
         self.camera = CameraInput(self)                  # raw frames, for attention maps
         self._lock = threading.Lock()
         self.annotated = None
@@ -130,13 +129,10 @@ class WebNode(Node):
     def _call(self, client, request):
         if not client.wait_for_service(timeout_sec=2.0):
             return None, f'service {client.srv_name} is not available'
-        done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(CALL_TIMEOUT_S):
-            client.remove_pending_request(future)
+        response = call_and_wait(client, request, CALL_TIMEOUT_S)
+        if response is None:
             return None, f'no response from {client.srv_name} within {CALL_TIMEOUT_S:g} s'
-        return future.result(), ''
+        return response, ''
 
     def ask(self, question: str) -> dict:
         response, error = self._call(self.vqa, VQA.Request(question=question))

@@ -19,10 +19,10 @@ def _policy(args):
     """(policy, checkpoint path or None) for --policy."""
     if args.policy == 'expert':
         return ExpertPolicy(), None
-    from ..engine import InferenceEngine
-    from ..model.checkpoint import CheckpointError
+    from ..engine import make_engine
+    from ..errors import CheckpointError
     try:
-        engine = InferenceEngine(args.checkpoint, threads=args.threads)
+        engine = make_engine(args.checkpoint, threads=args.threads, backend=args.backend)
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
     return ModelPolicy(engine), engine.checkpoint
@@ -33,7 +33,10 @@ def _common(p):
                    help='model: the checkpoint through InferenceEngine.act; expert: the '
                         'privileged controller the demonstrations come from (default model)')
     p.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
-    p.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
+    p.add_argument('--threads', type=int, default=1, help='inference threads (default 1)')
+    p.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
+                   help="the model's inference backend (default torch; onnxruntime runs "
+                        'the ONNX export)')
     p.add_argument('--time-limit', dest='time_limit', type=float, default=30.0,
                    help='seconds of simulated time per episode (default 30)')
 
@@ -45,7 +48,8 @@ def cmd_sim_eval(args):
     policy, checkpoint = _policy(args)
     report = evaluate(policy, args.episodes, args.seed_start, kinds, args.held_out_wordings,
                       args.time_limit)
-    report.update(policy=args.policy, checkpoint=checkpoint)
+    report.update(policy=args.policy, checkpoint=checkpoint,
+                  backend=args.backend if args.policy == 'model' else None)
     if args.json:
         print(json.dumps(report, indent=1))
         return

@@ -195,7 +195,7 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
             pose = _placed(world, goal, target, phase, rng)
         world.pose = Pose(pose.x, pose.y, math.atan2(math.sin(pose.theta), math.cos(pose.theta)))
         label = phase_of(world, goal, target)
-        if phase == 'decoy' and label not in ('done', 'stop'):
+        if phase == 'decoy' and label != 'done':   # a decoy pose may be in reach of the target
             label = 'decoy'
         yield world, goal, target, label, instruction_text(rng, goal, held_out)
 
