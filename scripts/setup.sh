@@ -98,7 +98,12 @@ digest() { sha256sum | cut -d' ' -f1; }
 fresh() { [[ $(cat "$VENV/.stamp_$1" 2>/dev/null) == "$2" ]]; }   # fresh NAME HASH
 
 [[ $ROUTE == system ]] && ROS_WHEELS=()   # a sourced ROS provides all of these
-pip_args=(-r "$REQUIREMENTS" ${ROS_WHEELS[@]+"${ROS_WHEELS[@]}"})
+# The editable install below builds with the venv's own setuptools (--no-build-isolation),
+# and needs one that has `bdist_wheel` built in (>= 70.1). A new venv brings 65.x, which
+# fails with "invalid command 'bdist_wheel'" unless some dependency happens to upgrade it
+# (torch does: requirements.txt; requirements-runtime.txt has no such dependency).
+BUILD_REQS=('setuptools>=70.1')
+pip_args=(-r "$REQUIREMENTS" "${BUILD_REQS[@]}" ${ROS_WHEELS[@]+"${ROS_WHEELS[@]}"})
 h=$( { cat "$REQUIREMENTS"; printf '%s\n' "${pip_args[@]}"; } | digest)
 if ! fresh deps "$h"; then
   say "pip install -r $REQUIREMENTS${ROS_WHEELS:+ + ros-* wheels} (first run: minutes)"

@@ -24,7 +24,7 @@ rclpy = pytest.importorskip('rclpy')
 from rclpy.serialization import deserialize_message  # noqa: E402
 
 from vla_ros.bag import fixtures  # noqa: E402
-from vla_ros.bag.bag_io import bag_topics, read_messages, rss_mb  # noqa: E402
+from vla_ros.bag.bag_io import bag_topics, read_messages  # noqa: E402
 from vla_ros.bag.scoring import problems, summary_text  # noqa: E402
 from vla_ros.ros.bag_eval import ReplayRig  # noqa: E402
 from vla_ros.ros.bag_player import BagPlayer, message_class  # noqa: E402
@@ -53,6 +53,12 @@ def rig():
             yield rig
     finally:
         rclpy.try_shutdown()
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc)."""
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith('VmRSS:'))
 
 
 def wait_for(condition, what, timeout=20.0):

@@ -90,13 +90,20 @@ def test_any_frame_size_and_bgr_as_torch(engines, split):
     assert ort_engine.prepare_image(big).shape == (1, 64, 64, 3)
 
 
-def test_auto_backend_is_torch_with_torch_and_weights_else_onnxruntime(tmp_path):
+def test_auto_backend_is_onnxruntime_with_a_fresh_export_else_torch(tmp_path):
     checkpoint = source_directory(default_checkpoint())
-    assert resolve_backend('auto', checkpoint) == 'torch'
+    assert resolve_backend('auto', checkpoint) == 'onnxruntime'   # the shipped export
+    stale = tmp_path / 'stale'
+    shutil.copytree(checkpoint, stale)
+    config = stale / 'config.json'
+    config.write_text(config.read_text() + ' ')     # the same model, but not re-exported
+    assert resolve_backend('auto', str(stale)) == 'torch'
+    onnx_only = tmp_path / 'onnx_only'
+    onnx_only.mkdir()
     for name in ('config.json', 'tokenizer.json'):
-        shutil.copy(os.path.join(checkpoint, name), tmp_path / name)
-    shutil.copytree(os.path.join(checkpoint, 'onnx'), tmp_path / 'onnx')
-    engine = make_engine(str(tmp_path), backend='auto')   # no model.safetensors
+        shutil.copy(os.path.join(checkpoint, name), onnx_only / name)
+    shutil.copytree(os.path.join(checkpoint, 'onnx'), onnx_only / 'onnx')
+    engine = make_engine(str(onnx_only), backend='auto')   # no model.safetensors
     assert engine.backend == 'onnxruntime'
     with pytest.raises(ValueError, match='backend must be one of'):
         make_engine(backend='tensorflow')

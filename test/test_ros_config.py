@@ -53,10 +53,13 @@ def test_config_lists_every_parameter_of_every_node_with_its_default():
             assert config[name][p.name] == p.default, f'{name}.{p.name}'
 
 
-def test_config_file_is_applied_to_real_nodes(rclpy_init):
+def test_config_file_is_applied_to_real_nodes(rclpy_init, tmp_path):
     config = load()
+    # Any free port: a demo (or anything) already on the config's 8080 must not fail this.
+    config['web']['port'] = 0
+    path = write(tmp_path, config)
     for name in NODES:
-        node = make(name, CONFIG)
+        node = make(name, path)
         try:
             for key, value in config[name].items():
                 assert node.get_parameter(key).value == value, f'{name}.{key}'

@@ -284,6 +284,22 @@ def test_closed_loop_expert_reaches_the_target_over_dds(graph):
     assert probe.commands_after(0)[-1] == (0.0, 0.0)
 
 
+def test_only_the_vla_node_listens_to_instructions_and_the_sim_marks_the_target(graph):
+    """`ros2 topic pub --once /instruction` publishes as soon as one subscriber matches:
+    with the sim listening there too, the one message was lost whenever the sim matched
+    first. The sim learns the target from the VLA node's `action_status` instead."""
+    sim = SimNode(parameter_overrides=[Parameter('overview_rate', value=0.0)])
+    graph[0].add_node(sim)
+    assert 'instruction' not in {s.topic_name.lstrip('/') for s in sim.subscriptions}
+    vla = vla_node(graph[0], lambda frame, instruction: (0.0, 0.0, 0.0))
+    probe = Probe(graph[1])
+    target = sim.world.shapes[0].name
+    assert sim.world.target is None
+    probe.instruct(f'go to the {target}', vla)
+    assert probe.instruction_pub.get_subscription_count() == 1     # the VLA node alone
+    wait_for(lambda: sim.world.target == 0, 'the sim to mark the instruction\'s target')
+
+
 # Three consecutive held-out arenas (seed >= 1e6; the sim's reset moves to the next) whose
 # target the shipped model reaches in `vla-ros sim-eval` too. Here the instruction is
 # worded by the test and the timing is DDS's.

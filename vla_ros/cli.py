@@ -17,12 +17,12 @@ def _load_image(path: str) -> np.ndarray:
 
 
 def _engine(args, backend: str = None):
-    """The engine for --checkpoint / --threads / --backend (torch where no --backend)."""
+    """The engine for --checkpoint / --threads / --backend (auto where no --backend)."""
     from .engine import make_engine
     from .errors import CheckpointError
     try:
         return make_engine(args.checkpoint, threads=args.threads,
-                           backend=backend or getattr(args, 'backend', None) or 'torch')
+                           backend=backend or getattr(args, 'backend', None) or 'auto')
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
 
@@ -45,7 +45,7 @@ def cmd_eval(args):
     from .data.questions import generate_qa
     from .evaluate import evaluate_captions, evaluate_split
     from .preprocess import to_model_input
-    engine = _engine(args)
+    engine = _engine(args, 'torch')      # scores the torch model itself (batched)
     path = args.data or package_split_dir(args.split)
     split = load_dir(path, with_labels=args.paraphrases or args.captions)
     if args.limit:   # the first N images and their questions
@@ -204,9 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     def with_backend(sp):
-        sp.add_argument('--backend', default='torch', choices=('auto', 'torch', 'onnxruntime'),
-                        help="inference backend (default torch; 'onnxruntime' runs the "
-                        'ONNX export, see `vla-ros export`)')
+        sp.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnxruntime'),
+                        help="inference backend (default auto: the ONNX export when it is "
+                        'fresh, see `vla-ros export`, else torch)')
         return sp
 
     a = with_backend(with_model(sub.add_parser('ask', help='answer a question about an image')))

@@ -15,6 +15,7 @@ import os
 
 from .engine_api import (ActionResult, DEFAULT_MODEL, default_checkpoint,  # noqa: F401
                          PACKAGE_DIR, QuestionError, TextResult)
+from .errors import CheckpointError
 from .model.files import WEIGHTS
 
 BACKENDS = ('auto', 'torch', 'onnxruntime')
@@ -25,18 +26,35 @@ def torch_available() -> bool:
     return importlib.util.find_spec('torch') is not None
 
 
+def onnx_export_is_fresh(checkpoint: str) -> bool:
+    """True when onnxruntime is installed and `checkpoint`'s ONNX export matches its files."""
+    if importlib.util.find_spec('onnxruntime') is None:
+        return False
+    from .onnx_manifest import default_onnx_dir, read_manifest
+    try:
+        read_manifest(default_onnx_dir(checkpoint), checkpoint)
+        return True
+    except CheckpointError:
+        return False
+
+
 def resolve_backend(backend: str = 'auto', checkpoint: str = None) -> str:
     """'torch' or 'onnxruntime' for a requested backend.
 
-    'auto' is torch when torch is installed and the checkpoint has its weights file,
-    else onnxruntime (a robot installed without torch, or a checkpoint shipped only as
-    its ONNX export).
+    'auto' is onnxruntime when the checkpoint has a fresh ONNX export (the same answers,
+    measured 2-3x faster on one thread and under half the memory: README, "Edge
+    runtime"); else torch when it is installed and the checkpoint has its weights (a
+    retrained model not exported yet); else onnxruntime, whose loader then says what is
+    missing.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend != 'auto':
         return backend
-    weights = os.path.join(checkpoint or default_checkpoint(), WEIGHTS)
+    checkpoint = checkpoint or default_checkpoint()
+    if onnx_export_is_fresh(checkpoint):
+        return 'onnxruntime'
+    weights = os.path.join(checkpoint, WEIGHTS)
     return 'torch' if torch_available() and os.path.isfile(weights) else 'onnxruntime'
 
 

@@ -4,7 +4,8 @@ No rclpy here, so this works on machines without ROS. Messages stay CDR bytes en
 end (the same bytes rosbag2 stores and the middleware sends), so a bag written here is
 read by `ros2 bag info/play` on a real install and vice versa. Bags are written in
 rosbag2 metadata version 8 (Jazzy's; Kilted reads it too), with every type's message
-definition embedded, as rosbag2 does.
+definition and RIHS01 type hash embedded, as rosbag2 does (rosbag2_writer.py completes
+what rosbags leaves out: mcap CRCs, publish times, the ROS distro).
 
 Types come from rosbags' ROS 2 Kilted typestore plus, for anything it lacks (vla_ros's
 own Caption and Answer, a robot's custom messages), the `.msg` files of an installed
@@ -21,8 +22,11 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+
+from .rosbag2_writer import BagFileWriter
+from .type_hash import rihs01
 
 BAG_VERSION = 8
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
@@ -118,23 +122,28 @@ class BagWriter:
         if self.path.exists():
             raise BagError(f'{self.path} exists already; rosbag2 bags are never overwritten')
         self.typestore = typestore or make_typestore()
-        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
+        self._writer = BagFileWriter(self.path, version=BAG_VERSION,
+                                     storage_plugin=STORAGES[storage])
         self._writer.open()
         self._connections = {}
         self.counts = {}
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:
         ensure_type(self.typestore, msgtype)
+        msgdef, _ = self.typestore.generate_msgdef(msgtype, ros_version=2)
         self._connections[topic] = self._writer.add_connection(
-            topic, msgtype, typestore=self.typestore, offered_qos_profiles=list(qos))
+            topic, msgtype, msgdef=msgdef, rihs01=rihs01(self.typestore, msgtype),
+            offered_qos_profiles=list(qos))
         self.counts[topic] = 0
 
     def has_topic(self, topic: str) -> bool:
         return topic in self._connections
 
-    def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
-        """Write one CDR-serialised message received (or due) at `timestamp_ns`."""
-        self._writer.write(self._connections[topic], timestamp_ns, data)
+    def write(self, topic: str, timestamp_ns: int, data: bytes,
+              publish_time_ns: Optional[int] = None) -> None:
+        """Write one CDR-serialised message received (or due) at `timestamp_ns` and sent at
+        `publish_time_ns` (default: the same; only mcap bags keep it)."""
+        self._writer.write(self._connections[topic], timestamp_ns, data, publish_time_ns)
         self.counts[topic] += 1
 
     def write_message(self, topic: str, timestamp_ns: int, msg) -> None:
@@ -191,8 +200,9 @@ class BagWriterThread:
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:
         self._queue.put(('add_topic', topic, msgtype, qos))
 
-    def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
-        self._queue.put(('write', topic, timestamp_ns, data))
+    def write(self, topic: str, timestamp_ns: int, data: bytes,
+              publish_time_ns: Optional[int] = None) -> None:
+        self._queue.put(('write', topic, timestamp_ns, data, publish_time_ns))
 
     def close(self) -> None:
         """Write what is queued, finish the bag; raises the first write error, if any."""
@@ -227,6 +237,12 @@ def _open(path) -> Reader:
     path = Path(path)
     if not path.exists():
         raise BagError(f'{path}: no such bag')
+    if path.is_dir() and not (path / 'metadata.yaml').is_file():
+        files = sorted(p for p in path.iterdir() if p.suffix in ('.mcap', '.db3'))
+        raise BagError(f'{path}: not a readable ROS 2 bag: no metadata.yaml in it' + (
+            f" (found {', '.join(p.name for p in files)}: a bare {files[0].suffix[1:]} file "
+            f'without the metadata rosbag2 writes when a recording ends; give the file '
+            f'itself, {files[0]}, to read it)' if files else ' and no .mcap or .db3 file'))
     try:
         reader = Reader(path)
         reader.open()
@@ -254,8 +270,11 @@ def read_messages(path, topics: Optional[Sequence[str]] = None) -> Iterator[BagM
         wanted = [c for c in reader.connections if topics is None or c.topic in topics]
         if topics is not None and not wanted:
             return
-        for conn, timestamp, data in reader.messages(connections=wanted):
-            yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(data))
+        try:
+            for conn, timestamp, data in reader.messages(connections=wanted):
+                yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(data))
+        except ReaderError as e:   # e.g. a chunk whose CRC does not match: corrupted
+            raise BagError(f'{path}: {e}') from e
     finally:
         reader.close()
 
@@ -352,18 +371,6 @@ class Pacer:
         if delay > 0 and self.wait(delay):
             return None
         return max(0.0, self.clock() - due)
-
-
-def rss_mb() -> Optional[float]:
-    """Resident memory of this process in MB (Linux /proc), or None elsewhere."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def choose_topics(topics, image_topic: Optional[str] = None,

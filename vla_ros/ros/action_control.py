@@ -33,7 +33,7 @@ from ..msg import ActionStatus
 from ..preprocess import ImageError
 from ..sim.instructions import InstructionRefused
 from .camera_input import LOG_THROTTLE_S
-from .params import OUTPUT_QOS, Param, param_values
+from .params import LATCHED_QOS, Param, param_values
 
 ACTION_PARAMS = (
     Param('control_rate', 10.0, 'cmd_vel commands per second while following an instruction',
@@ -70,7 +70,7 @@ class ActionControl:
         self._frame_id = ''
         self.last_command = (0.0, 0.0)         # m/s, rad/s: what cmd_vel said last
         self.cmd_pub = node.create_publisher(Twist, 'cmd_vel', 10)
-        self.status_pub = node.create_publisher(ActionStatus, 'action_status', OUTPUT_QOS)
+        self.status_pub = node.create_publisher(ActionStatus, 'action_status', LATCHED_QOS)
         node.create_subscription(String, 'instruction', self._on_instruction, 10)
         self.stop_service = node.create_service(Trigger, 'stop', self._on_stop)
         node.create_timer(1.0 / p['control_rate'], self._control_tick)

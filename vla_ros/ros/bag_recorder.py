@@ -2,7 +2,9 @@
 
 What `ros2 bag record` does, for machines without rosbag2. Subscriptions are raw
 (rclpy hands over the CDR bytes), so messages are written exactly as received, stamped
-with the node clock at arrival (rosbag2's receive time). Topics are subscribed as soon
+with the node clock at arrival (rosbag2's receive time, mcap `log_time`) and with the
+publisher's source timestamp from the message info (rosbag2's send time, mcap
+`publish_time`; sqlite3 bags have no place for it). Topics are subscribed as soon
 as they appear in the graph, with their type from the graph; the QoS adapts to the
 publishers (best effort if any publisher is, so it is heard; transient local only if all
 are) and the publishers' offered QoS is stored with the topic, as rosbag2 does.
@@ -99,16 +101,20 @@ class BagRecorder(Node):
             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
             else DurabilityPolicy.VOLATILE)
         self._subs_by_topic[topic] = self.create_subscription(
-            cls, topic, lambda data, name=name: self._write(name, data), qos, raw=True)
+            cls, topic, lambda data, info, name=name: self._write(name, data, info), qos,
+            raw=True)
         self.get_logger().info(f'recording {topic} ({msgtype})'
                                + (f' as {name}' if name != topic else ''))
 
-    def _write(self, name: str, data: bytes):
+    def _write(self, name: str, data: bytes, info=None):
+        """Write a message received now; `info`: rclpy's MessageInfo (its source_timestamp is
+        when the publisher sent it, 0 where the middleware does not say)."""
         now = self.get_clock().now().nanoseconds
+        sent = (info or {}).get('source_timestamp') or None
         with self._lock:
             if self.writer is None:   # closed while a message was in flight
                 return
-            self.writer.write(name, now, data)
+            self.writer.write(name, now, data, sent)
             self.counts[name] += 1
         if self._on_message is not None:
             self._on_message(name)

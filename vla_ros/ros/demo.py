@@ -13,14 +13,14 @@ import time
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.task import Future
 from std_msgs.msg import String
 
 from ..msg import Answer, Caption
 from ..srv import VQA
 from .image_source_node import ImageSourceNode
 from .params import OUTPUT_QOS
-from .runner import init_or_explain, make_executor, shutting_down, STARTUP_ERRORS
+from .runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
+                     StopSignals, STARTUP_ERRORS)
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
 
@@ -136,6 +136,7 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
     except FileNotFoundError as e:
         print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)
         return 1
+    stop = StopSignals()
     if not init_or_explain(['--ros-args', '--params-file', params_file], 'demo'):
         return 1
     model = [Parameter('checkpoint', value=checkpoint)] if checkpoint else []
@@ -161,14 +162,7 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         print(f'vla_ros demo: parameters from {params_file}; '
               + (f'{duration:g} s' if duration else 'Ctrl-C to stop'), flush=True)
         start = time.monotonic()
-        try:
-            if duration:   # a future that never completes: spin for `duration` seconds
-                executor.spin_until_future_complete(Future(), timeout_sec=duration)
-            else:
-                executor.spin()
-        except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - only shutdown is expected
-            if not shutting_down(e):
-                raise
+        spin_until_stopped(executor, stop, duration)
         executor.shutdown()   # before the summary: lets in-flight callbacks print first
         executor = None
         counts = ', '.join(f'{n} {k}' for node in nodes if hasattr(node, 'counts')
@@ -177,10 +171,11 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
     except STARTUP_ERRORS as e:
         print(f'vla_ros demo: cannot start: {e}', file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - e.g. stopped while starting
+    except Exception as e:  # noqa: BLE001 - e.g. the context shut down while starting
         if not shutting_down(e):
             raise
     finally:
+        stop.ignore_from_now_on()
         if executor is not None:
             executor.shutdown()
         for node in nodes:

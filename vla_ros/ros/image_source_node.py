@@ -44,6 +44,7 @@ PARAMS = (
 
 class ImageSourceNode(Node):
     NODE_NAME = 'image_source'
+    source = None       # until it is opened (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -96,7 +97,8 @@ class ImageSourceNode(Node):
         return OK, ''
 
     def destroy_node(self):
-        self.source.close()
+        if self.source is not None:
+            self.source.close()
         return super().destroy_node()
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,9 @@ def request_qos(depth: int) -> QoSProfile:
 # subscribers, a best-effort one only the latter (e.g. not `ros2 topic echo` defaults).
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
+# Topics that say what state something is in (`action_status`, `sim_events`): a late
+# joiner gets the last few messages, e.g. the sim learns the instruction being followed
+# even when it matched the VLA node after the instruction began.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                         reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -7,11 +7,14 @@ behaviour reported in ros2/rclpy#1223. Callbacks here are short (a model call is
 ms), and what must not wait for them, the velocity watchdog, runs on its own thread
 (action_control.py).
 """
+import signal
 import threading
+import time
 
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from ..errors import CheckpointError
 from .frame_sources import SourceError
@@ -45,10 +48,57 @@ def shutting_down(error: Exception) -> bool:
     return isinstance(error, (KeyboardInterrupt, ExternalShutdownException)) or not rclpy.ok()
 
 
+class StopSignals:
+    """SIGINT and SIGTERM as a request to stop, not an exception.
+
+    The first signal sets `requested`; the process then leaves its spin loop, destroys its
+    nodes and only then shuts the context down. Later signals are ignored: a launch without
+    a terminal forwards SIGINT on top of the process group's, and a second KeyboardInterrupt
+    raised inside a destroy_node() or an HTTP server's shutdown() printed a traceback and
+    ended the process with -2. rclpy's own handler is off (see init_or_explain): it shuts
+    the context down from the signal, while publishers may still be in use, and raises
+    KeyboardInterrupt wherever the main thread happens to be.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = threading.Event()
+        for s in self.SIGNALS:
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.requested.set()
+
+    def ignore_from_now_on(self) -> None:
+        """Teardown: ignore the signals for the rest of the process. (Not the default
+        action: Python restores that while the interpreter finalises, and one more SIGINT
+        then would end the process with -2 after a clean shutdown.)"""
+        self.requested.set()
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+
+# How often an idle spin loop looks at StopSignals: the signal's Python handler runs only
+# when the main thread leaves rcl's wait, so this bounds how long Ctrl-C takes to act.
+STOP_POLL_S = 0.1
+
+
+def spin_until_stopped(executor, stop: StopSignals, duration: float = 0.0) -> None:
+    """Spin `executor` until a stop signal, the context's shutdown or `duration` s (0 = no
+    limit)."""
+    end = time.monotonic() + duration if duration else None
+    while not stop.requested.is_set() and executor.context.ok():
+        if end is not None and time.monotonic() >= end:
+            return
+        executor.spin_once(timeout_sec=STOP_POLL_S)
+
+
 def init_or_explain(args, name: str) -> bool:
-    """rclpy.init(args); on failure (e.g. an unreadable --params-file) log one line, False."""
+    """rclpy.init(args) without rclpy's signal handlers (StopSignals takes their place);
+    on failure (e.g. an unreadable --params-file) log one line and return False."""
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         return True
     except Exception as e:  # noqa: BLE001 - rcl raises RCLError, a private type
         rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
@@ -56,25 +106,30 @@ def init_or_explain(args, name: str) -> bool:
 
 
 def run_node(node_class, args=None) -> int:
-    """Create `node_class()` and spin it until Ctrl-C or shutdown; returns an exit code."""
+    """Create `node_class()` and spin it until Ctrl-C, SIGTERM or shutdown; exit code.
+
+    Teardown runs in this order whatever stopped the node: executor, node (its publishers,
+    threads and servers), then the context. A constructor that raised half-way leaves no
+    node to destroy here; rclpy.try_shutdown() then frees what it had made.
+    """
     name = getattr(node_class, 'NODE_NAME', node_class.__name__)
+    stop = StopSignals()
     if not init_or_explain(args, name):
         return 1
     node = executor = None
     try:
-        # Executor first: a Ctrl-C while it is being built escapes rclpy 9.1's half-made
-        # Executor (no `_sigint_gc` yet); nodes log "ready" only after this point.
         executor = make_executor()
         node = node_class()
         executor.add_node(node)
-        executor.spin()
+        spin_until_stopped(executor, stop)
     except STARTUP_ERRORS as e:
         rclpy.logging.get_logger(name).fatal(f'cannot start: {e}')
         return 1
-    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - only shutdown is expected
+    except Exception as e:  # noqa: BLE001 - only shutdown is expected
         if not shutting_down(e):
             raise
     finally:
+        stop.ignore_from_now_on()
         if executor is not None:
             executor.shutdown()
         if node is not None:

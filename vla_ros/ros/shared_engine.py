@@ -20,7 +20,8 @@ ENGINE_PARAMS = (
     Param('threads', 1, 'inference threads (torch: process-wide; onnxruntime: per session; '
           'keep small on a robot)', range=(1, 64)),
     Param('backend', 'auto', "inference backend: torch, onnxruntime (the checkpoint's ONNX "
-          "export; no torch in the process) or auto (torch when installed, else onnxruntime)",
+          "export; no torch in the process) or auto (onnxruntime when the export is fresh, "
+          'else torch)',
           choices=BACKENDS),
 )
 

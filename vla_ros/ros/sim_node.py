@@ -7,7 +7,10 @@ Publishes every step `image` (sensor_msgs/Image rgb8, the egocentric camera, sta
 map for humans), and on `sim_events` (std_msgs/String, JSON) what happens: `reset` (the
 arena's shapes), `reach` / `touch` (first time per shape), `wall`. The `reset` service
 (std_srvs/Trigger) starts a new episode; episode k uses arena seed `seed` + k.
-`instruction` (std_msgs/String) is read only to highlight the named target on the map.
+The VLA node's `action_status` tells which instruction is being followed; the sim grounds
+it to mark the target on the map and in `reach`/`touch` events. (Not the `instruction`
+topic itself: `ros2 topic pub --once` publishes as soon as one subscriber matches, so a
+second subscriber there could take the one message before the VLA node had matched.)
 """
 import json
 import math
@@ -15,16 +18,17 @@ import math
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
+from ..msg import ActionStatus
 from ..sim.instructions import ground, InstructionRefused, parse_instruction
 from ..sim.render import render_camera, render_overview
 from ..sim.world import World, wrap_angle
 from .image_conversion import rgb_to_image
-from .params import declare_parameters, OUTPUT_QOS, Param
+from .params import declare_parameters, LATCHED_QOS, OUTPUT_QOS, Param
 from .runner import run_node
 
 PARAMS = (
@@ -46,8 +50,7 @@ PARAMS = (
 # Camera frames: keep only the newest, reliable so both kinds of subscriber hear them.
 IMAGE_QOS = QoSProfile(depth=1, reliability=OUTPUT_QOS.reliability, history=OUTPUT_QOS.history)
 # Events are few and matter: late joiners get the last ones (e.g. the arena's shapes).
-EVENT_QOS = QoSProfile(depth=10, reliability=OUTPUT_QOS.reliability,
-                       history=OUTPUT_QOS.history, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EVENT_QOS = LATCHED_QOS
 
 
 class SimNode(Node):
@@ -61,7 +64,8 @@ class SimNode(Node):
         self.odom_pub = self.create_publisher(Odometry, 'odom', OUTPUT_QOS)
         self.event_pub = self.create_publisher(String, 'sim_events', EVENT_QOS)
         self.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, 10)
-        self.create_subscription(String, 'instruction', self._on_instruction, 10)
+        self.create_subscription(ActionStatus, 'action_status', self._on_action_status,
+                                 LATCHED_QOS)
         self.create_service(Trigger, 'reset', self._on_reset)
         self.episode = -1
         self.world = None
@@ -89,10 +93,12 @@ class SimNode(Node):
         response.success, response.message = True, json.dumps(arena)
         return response
 
-    def _on_instruction(self, msg: String):
-        self.instruction = msg.data
+    def _on_action_status(self, msg: ActionStatus):
+        if msg.state != ActionStatus.RUNNING:   # the target stays marked once it is done
+            return
+        self.instruction = msg.instruction
         try:
-            self.world.target = ground(parse_instruction(msg.data), self.world)
+            self.world.target = ground(parse_instruction(msg.instruction), self.world)
         except InstructionRefused:
             self.world.target = None
 

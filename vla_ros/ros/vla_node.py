@@ -42,6 +42,7 @@ PARAMS = ENGINE_PARAMS + (
 
 class VLANode(Node):
     NODE_NAME = 'vla_node'
+    actions = None      # until the constructor gets that far (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -138,7 +139,8 @@ class VLANode(Node):
         self.diagnostics.count('annotated images')
 
     def destroy_node(self):
-        self.actions.close()
+        if self.actions is not None:
+            self.actions.close()
         return super().destroy_node()
 
     # -- questions --------------------------------------------------------------------------

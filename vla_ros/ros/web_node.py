@@ -53,6 +53,7 @@ MAX_BODY_BYTES = 10_000
 
 class WebNode(Node):
     NODE_NAME = 'web'
+    server = None       # until the port is bound (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -73,13 +74,14 @@ class WebNode(Node):
         self._model = None                               # (model, tokenizer), loaded lazily
         self._model_lock = threading.Lock()              # HTTP threads share the one model
         try:
-            self.server = ThreadingHTTPServer((self.p['bind_address'], self.p['port']),
-                                              _handler_for(self))
+            server = ThreadingHTTPServer((self.p['bind_address'], self.p['port']),
+                                         _handler_for(self))
         except OSError as e:   # port taken, address not on this machine: say so, exit 1
             raise InvalidParameterValueException(
                 'bind_address/port', f"{self.p['bind_address']}:{self.p['port']}",
                 f'cannot listen there: {e}')
-        self.server.daemon_threads = True
+        server.daemon_threads = True
+        self.server = server
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True,
                                         name='web_http')
@@ -181,8 +183,10 @@ class WebNode(Node):
         return 'data:image/png;base64,' + base64.b64encode(png.tobytes()).decode() if ok else None
 
     def destroy_node(self):
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
         return super().destroy_node()
 
 

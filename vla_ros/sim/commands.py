@@ -34,9 +34,9 @@ def _common(p):
                         'privileged controller the demonstrations come from (default model)')
     p.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default 1)')
-    p.add_argument('--backend', choices=('torch', 'onnxruntime'), default='torch',
-                   help="the model's inference backend (default torch; onnxruntime runs "
-                        'the ONNX export)')
+    p.add_argument('--backend', choices=('auto', 'torch', 'onnxruntime'), default='auto',
+                   help="the model's inference backend (default auto: the ONNX export when "
+                        'it is fresh, else torch)')
     p.add_argument('--time-limit', dest='time_limit', type=float, default=30.0,
                    help='seconds of simulated time per episode (default 30)')
 
