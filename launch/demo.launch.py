@@ -10,7 +10,7 @@ service, parameters from config/.
 With the simulated robot (it publishes the camera on image_topic, the map on /overview):
 
     ros2 launch vla_ros demo.launch.py use_sim:=true
-    ros2 topic pub --once /instruction std_msgs/String "{data: 'go to the red circle'}"
+    ros2 topic pub --once /instruction std_msgs/String "{data: 'go to the green circle'}"
     ros2 topic echo /action_status
     ros2 service call /reset std_srvs/srv/Trigger      # next arena; lists its shapes
     ros2 service call /stop std_srvs/srv/Trigger       # halt now
