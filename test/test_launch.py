@@ -44,8 +44,8 @@ def launched():
                              'use_web:=false'], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output = []
-    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
-    reader.start()
+    proc.reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    proc.reader.start()
     proc.output = output
     try:
         yield proc
@@ -87,6 +87,7 @@ def test_demo_launch_answers_follows_a_one_shot_instruction_and_stops_cleanly(
         node.destroy_node()
     os.killpg(launched.pid, signal.SIGINT)
     launched.wait(timeout=TIMEOUT_S)
+    launched.reader.join(timeout=TIMEOUT_S)     # the last lines, e.g. "process has died"
     text = ''.join(launched.output)
     assert launched.returncode == 0, text[-3000:]
     assert 'process has died' not in text and 'Traceback' not in text, text[-3000:]

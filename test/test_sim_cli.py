@@ -32,7 +32,7 @@ def test_sim_eval_json():
 def test_sim_eval_runs_the_model():
     report = json.loads(vla_ros('sim-eval', '--episodes', '1', '--time-limit', '2', '--json'))
     assert report['policy'] == 'model' and report['checkpoint'].endswith('vla_tiny')
-    assert report['backend'] == 'torch'
+    assert report['backend'] == 'onnxruntime'     # auto: the shipped ONNX export is fresh
 
 
 def test_sim_eval_on_the_onnx_runtime_backend_drives_the_same_episode():

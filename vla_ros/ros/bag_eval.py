@@ -36,7 +36,7 @@ from ..msg import Answer, Caption
 from ..srv import VQA
 from .bag_player import BagPlayer
 from .bag_recorder import BagRecorder
-from .params import OUTPUT_QOS
+from .params import CLIENT_QOS, OUTPUT_QOS
 from .runner import make_executor
 from .vla_node import VLANode
 from .vqa_service_node import VQAServiceNode
@@ -73,7 +73,7 @@ class EvalProbe(Node):
                                                    OUTPUT_QOS)
         self.question_sub = self.create_subscription(String, 'question', self._on_question,
                                                      100)
-        self.vqa = self.create_client(VQA, 'vqa')
+        self.vqa = self.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
         self.reset()
 
     def reset(self):

@@ -40,6 +40,7 @@ from rclpy.task import Future
 
 from ..msg import Caption
 from ..srv import VQA
+from .params import CLIENT_QOS
 
 QUESTION = 'what color is the shape?'
 WARMUP_CALLS = 30           # per series, before measuring: first calls pay one-off setup
@@ -225,8 +226,8 @@ def bench_vqa(executor, node, vqa_child, empty_child, calls: int, frame, request
         type(frame), 'image',
         QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                    reliability=ReliabilityPolicy.RELIABLE))
-    vqa = node.create_client(VQA, 'vqa')
-    empty = node.create_client(VQA, 'empty_vqa')
+    vqa = node.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
+    empty = node.create_client(VQA, 'empty_vqa', qos_profile=CLIENT_QOS)
 
     def answers_about_the_frame():
         # Its best-effort camera subscription hears only frames sent after discovery and
@@ -534,7 +535,7 @@ def _mapped(pid, word: str) -> bool:
 def _cold_start(executor, node, backend: str, request) -> tuple:
     """Start vqa_service with `backend`; seconds from process start to the first successful
     /vqa answer about `request`'s image. Returns (seconds, the running Child)."""
-    client = node.create_client(VQA, 'vqa')
+    client = node.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
     start = time.perf_counter()
     child = start_node('vqa_service', {'threads': NODE_THREADS, 'backend': backend})
     try:
@@ -567,7 +568,7 @@ def bench_backend(executor, node, backend: str, calls: int, duration: float, req
         if len(starts) < COLD_STARTS:
             child.stop()
     try:
-        client = node.create_client(VQA, 'vqa')
+        client = node.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
         rt, server = [], []
         for i in range(WARMUP_CALLS + calls):
             ms, response = _call(executor, client, request)

@@ -18,7 +18,7 @@ from std_msgs.msg import String
 from ..msg import Answer, Caption
 from ..srv import VQA
 from .image_source_node import ImageSourceNode
-from .params import OUTPUT_QOS
+from .params import CLIENT_QOS, OUTPUT_QOS
 from .runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
                      StopSignals, STARTUP_ERRORS)
 from .vla_node import VLANode
@@ -64,7 +64,7 @@ class DemoConsole(Node):
         self.create_subscription(Caption, 'caption', self._on_caption, OUTPUT_QOS)
         self.create_subscription(Answer, 'answer', self._on_answer, OUTPUT_QOS)
         self.question_pub = self.create_publisher(String, 'question', 10)
-        self.vqa = self.create_client(VQA, 'vqa')
+        self.vqa = self.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
         # First question after 2 s (frames have arrived by then), then every `period` s.
         self.period, self.seconds, self.next_question = period, 0, 2
         self.create_timer(1.0, self._tick)

@@ -21,7 +21,7 @@ from ..msg import Caption
 from ..srv import VQA
 from .bench_ros import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
                         START_TIMEOUT_S, start_node)
-from .params import qos_profile
+from .params import CLIENT_QOS, qos_profile
 from .runner import call_and_wait, make_executor
 
 QUESTION = 'what color is the shape?'
@@ -32,7 +32,8 @@ class LoadClient(Node):
 
     def __init__(self, clients: int):
         super().__init__('vla_load_test')
-        self.vqa_clients = [self.create_client(VQA, 'vqa') for _ in range(clients)]
+        self.vqa_clients = [self.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
+                            for _ in range(clients)]
         self.camera_pub = self.create_publisher(Image, 'image', qos_profile('reliable', 1))
         self.captions = []
         self.create_subscription(Caption, 'caption',
@@ -42,9 +43,11 @@ class LoadClient(Node):
 def _first_call(client, timeout: float = 5.0, attempts: int = 5) -> int:
     """One answered call, retried on timeout; returns the number of retries it took.
 
-    A client's first request can go unanswered with Fast DDS: the server waits only 100 ms
-    for the client's response reader to match (ros2/rmw_fastrtps#390, #467), which a busy
-    2-core machine can exceed. The burst measures clients that have been answered once.
+    A client's first request can go unanswered with Fast DDS: the server sends a reply only
+    once it has matched the client's reply reader, and waits for that only as long as the
+    reply writer's max_blocking_time (ros2/rmw_fastrtps#390, #467). The package's Fast DDS
+    profile makes that 5 s; without it (100 ms) a busy 2-core machine can take longer. The
+    burst measures clients that have been answered once; the report counts the retries.
     """
     for attempt in range(attempts):
         if call_and_wait(client, VQA.Request(question=QUESTION), timeout) is not None:

@@ -105,3 +105,11 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Service clients. rmw_fastrtps sends every reply of a service to every client's reader,
+# and each reader keeps only its history depth of them until the executor takes its own
+# (filtering the others out). With the services default depth (10), many concurrent
+# clients and a busy executor, a client's own reply was pushed out before it was taken:
+# `vla-ros load-test` (50 clients, a CPU burner alongside) lost 26 of 1000 replies; with
+# this depth, none. Replies are small: 1000 of them are a few hundred KB at most.
+CLIENT_QOS = request_qos(1000)

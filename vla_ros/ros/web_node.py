@@ -37,7 +37,7 @@ from ..preprocess import ImageError
 from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, OUTPUT_QOS, Param
+from .params import CLIENT_QOS, declare_parameters, OUTPUT_QOS, Param
 from .runner import call_and_wait, run_node
 from .web_page import PAGE
 
@@ -69,7 +69,7 @@ class WebNode(Node):
         self.create_subscription(ActionStatus, 'action_status', self._on_action, OUTPUT_QOS)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 20)
         self.instruction_pub = self.create_publisher(String, 'instruction', 10)
-        self.vqa = self.create_client(VQA, 'vqa')
+        self.vqa = self.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
         self.stop = self.create_client(Trigger, 'stop')
         self._model = None                               # (model, tokenizer), loaded lazily
         self._model_lock = threading.Lock()              # HTTP threads share the one model

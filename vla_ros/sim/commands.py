@@ -16,16 +16,16 @@ from .render import render_overview
 
 
 def _policy(args):
-    """(policy, checkpoint path or None) for --policy."""
+    """(policy, checkpoint path or None, backend or None) for --policy."""
     if args.policy == 'expert':
-        return ExpertPolicy(), None
+        return ExpertPolicy(), None, None
     from ..engine import make_engine
     from ..errors import CheckpointError
     try:
         engine = make_engine(args.checkpoint, threads=args.threads, backend=args.backend)
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
-    return ModelPolicy(engine), engine.checkpoint
+    return ModelPolicy(engine), engine.checkpoint, engine.backend
 
 
 def _common(p):
@@ -45,11 +45,10 @@ def cmd_sim_eval(args):
     kinds = tuple(args.kinds)
     if 'stop' in kinds:
         raise SystemExit('error: --kinds: stop episodes have nothing to evaluate')
-    policy, checkpoint = _policy(args)
+    policy, checkpoint, backend = _policy(args)
     report = evaluate(policy, args.episodes, args.seed_start, kinds, args.held_out_wordings,
                       args.time_limit)
-    report.update(policy=args.policy, checkpoint=checkpoint,
-                  backend=args.backend if args.policy == 'model' else None)
+    report.update(policy=args.policy, checkpoint=checkpoint, backend=backend)
     if args.json:
         print(json.dumps(report, indent=1))
         return
@@ -110,7 +109,7 @@ def write_video(path: str, frames, fps: float) -> None:
 def cmd_sim_record(args):
     if os.path.splitext(args.out)[1].lower() not in ('.gif', '.mp4'):
         raise SystemExit(f'error: {args.out}: use a .gif or .mp4 file name')
-    policy, _checkpoint = _policy(args)
+    policy = _policy(args)[0]
     frames = []
     try:
         result = run_episode(policy, args.seed, args.kind, time_limit=args.time_limit,
