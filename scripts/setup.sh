@@ -62,6 +62,25 @@ if ((${#missing[@]})); then
   as_root apt-get update -qq && as_root apt-get install -y -qq cmake make gcc g++ >/dev/null
 fi
 
+# --- 1a. Mesa's EGL for MuJoCo's headless rendering (vla_ros/sim3d, MUJOCO_GL=egl) ---
+EGL_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri)
+if [[ $RUNTIME == full ]] && command -v dpkg-query >/dev/null; then
+  missing_egl=()
+  for pkg in "${EGL_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+      || missing_egl+=("$pkg")
+  done
+  if ((${#missing_egl[@]})); then
+    if [[ $EUID -eq 0 ]] || sudo -n true 2>/dev/null; then
+      say "installing Debian's ${missing_egl[*]} (headless rendering of the 3D arena)"
+      as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq "${missing_egl[@]}" >/dev/null
+    else
+      say "no root: cannot install ${missing_egl[*]}; the 3D arena will not render"
+    fi
+  fi
+fi
+
 # --- 1b. headless Chromium for the operator-page test (test/test_web.py), full install only ---
 if [[ $RUNTIME == full && -z ${VLA_SKIP_BROWSER:-} ]] && \
     ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
