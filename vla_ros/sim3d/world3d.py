@@ -196,23 +196,10 @@ class World3D:
         """Indices of palette objects (targets and distractors), clutter left out."""
         return [i for i, s in enumerate(self.shapes) if not s.clutter]
 
-    # -- geometry (as World's: footprints are circles) ----------------------------------------
-    def gap(self, i: int, pose: Optional[Pose] = None) -> float:
-        """Distance between the robot's footprint and object i's (negative: overlapping)."""
-        p, s = pose or self.pose, self.shapes[i]
-        return math.hypot(s.x - p.x, s.y - p.y) - s.radius - ROBOT_RADIUS
-
-    def ego(self, i: int, pose: Optional[Pose] = None):
-        """Object i's centre in the robot frame: (forward, left) in metres."""
-        p, s = pose or self.pose, self.shapes[i]
-        dx, dy = s.x - p.x, s.y - p.y
-        c, si = math.cos(p.theta), math.sin(p.theta)
-        return dx * c + dy * si, -dx * si + dy * c
-
-    def bearing(self, i: int, pose: Optional[Pose] = None) -> float:
-        """Angle from the robot's heading to object i's centre (positive = to the left)."""
-        forward, left = self.ego(i, pose)
-        return math.atan2(left, forward)
+    # -- geometry: the 2D World's (footprints are circles; it reads only pose and shapes) ----
+    gap = World.gap
+    ego = World.ego
+    bearing = World.bearing
 
     def find(self, color: str, shape: str) -> Optional[int]:
         """Index of the palette object of this colour and shape (3D name or vocabulary word)."""
