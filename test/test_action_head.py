@@ -39,7 +39,7 @@ def test_pointer_target_is_a_gaussian_at_the_target_or_not_in_view():
 
 def test_demonstrations_say_where_the_target_was_drawn():
     from vla_ros.data.vocabulary import COLORS
-    from vla_ros.sim.instructions import parse_instruction
+    from vla_ros.control.instructions import parse_instruction
     b = sample_batch(np.random.default_rng(3), 64)
     seen = np.flatnonzero(b['target_seen'] == 1)
     assert 0 < len(seen) < 64

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip('mujoco')
 
 from vla_ros.sim.expert import expert_action, FACE_TOLERANCE  # noqa: E402
-from vla_ros.sim.instructions import ground, parse_instruction  # noqa: E402
+from vla_ros.control.instructions import ground, parse_instruction  # noqa: E402
 from vla_ros.sim.world import (MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE,  # noqa: E402
                                ROBOT_RADIUS, World)
 from vla_ros.sim3d.scene import Object3D, SHAPES_3D  # noqa: E402

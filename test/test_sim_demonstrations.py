@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from vla_ros.sim.demonstrations import sample_batch
-from vla_ros.sim.instructions import parse_instruction, TEMPLATES
+from vla_ros.control.instructions import parse_instruction, TEMPLATES
 
 
 def test_batch_fields_and_ranges():

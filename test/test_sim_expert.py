@@ -4,7 +4,7 @@ import math
 from vla_ros.sim.evaluate import (EVAL_SEED_START, evaluate, ExpertPolicy, run_episode,
                                   summarize)
 from vla_ros.sim.expert import expert_action, FACE_TOLERANCE, SEARCH_TURN
-from vla_ros.sim.instructions import Goal
+from vla_ros.control.instructions import Goal
 from vla_ros.sim.world import Pose, REACH_DISTANCE, Shape, World
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vla_ros.sim.instructions import (Goal, ground, instruction_text, InstructionRefused,
-                                      LEXICON, parse_instruction, TEMPLATES, words)
+from vla_ros.control.instructions import (Goal, ground, instruction_text, InstructionRefused,
+                                          LEXICON, parse_instruction, TEMPLATES, words)
 from vla_ros.sim.world import Pose, Shape, World
 
 

@@ -1,1 +1,2 @@
-"""Control logic between a policy and `cmd_vel`: safety limits and the action loop (no ROS)."""
+"""Control logic between a policy and `cmd_vel`: the language of instructions, safety
+limits and the action loop (no ROS)."""

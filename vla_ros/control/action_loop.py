@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
-from ..sim.instructions import InstructionRefused, parse_instruction, words
+from .instructions import InstructionRefused, parse_instruction, words
 from .velocity_safety import FrameWatchdog, safe_velocity, VelocityLimits
 
 RUNNING, DONE, REFUSED, TIMED_OUT, STOPPED = 'running', 'done', 'refused', 'timed_out', 'stopped'

@@ -31,7 +31,7 @@ from ..control.velocity_safety import VelocityLimits, WATCHDOG_PERIOD_S
 from ..engine import QuestionError
 from ..msg import ActionStatus
 from ..preprocess import ImageError
-from ..sim.instructions import InstructionRefused
+from ..control.instructions import InstructionRefused
 from .camera_input import LOG_THROTTLE_S
 from .params import LATCHED_QOS, Param, param_values
 

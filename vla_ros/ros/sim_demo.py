@@ -19,7 +19,7 @@ from std_srvs.srv import Trigger
 
 from ..msg import ActionStatus
 from ..sim.expert import expert_action
-from ..sim.instructions import ground, parse_instruction
+from ..control.instructions import ground, parse_instruction
 from .params import OUTPUT_QOS
 from .sim_node import EVENT_QOS, SimNode
 

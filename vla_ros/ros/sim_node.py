@@ -24,7 +24,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from ..msg import ActionStatus
-from ..sim.instructions import ground, InstructionRefused, parse_instruction
+from ..control.instructions import ground, InstructionRefused, parse_instruction
 from ..sim.render import render_camera, render_overview
 from ..sim.world import World, wrap_angle
 from .image_conversion import rgb_to_image

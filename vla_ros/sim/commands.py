@@ -10,8 +10,8 @@ import os
 import cv2
 import numpy as np
 
+from ..control.instructions import InstructionRefused, KINDS
 from .evaluate import EVAL_SEED_START, evaluate, ExpertPolicy, ModelPolicy, run_episode
-from .instructions import InstructionRefused, KINDS
 from .render import render_overview
 
 

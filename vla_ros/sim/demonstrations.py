@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..control.instructions import Goal, instruction_text
 from .expert import expert_action, FACE_TOLERANCE
-from .instructions import Goal, instruction_text
 from .render import camera_point, in_view, render_camera
 from .world import MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE, World
 

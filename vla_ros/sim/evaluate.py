@@ -18,10 +18,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..control.instructions import (Goal, ground, instruction_text, InstructionRefused,
+                                    parse_instruction)
 from ..control.velocity_safety import VelocityLimits, safe_velocity
 from .expert import expert_action, FACE_TOLERANCE
-from .instructions import (Goal, ground, instruction_text, InstructionRefused,
-                           parse_instruction)
 from .render import render_camera
 from .world import MAX_ANGULAR, MAX_LINEAR, REACH_DISTANCE, World
 

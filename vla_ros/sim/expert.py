@@ -14,7 +14,7 @@ Velocities are fractions of MAX_LINEAR / MAX_ANGULAR in [-1, 1].
 import math
 from typing import Optional
 
-from .instructions import Goal
+from ..control.instructions import Goal
 from .render import in_view
 from .world import Pose, REACH_DISTANCE, ROBOT_RADIUS, World, wrap_angle
 

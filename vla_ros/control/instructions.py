@@ -1,5 +1,9 @@
 """Instructions the robot follows: parse them into goals, ground them in a world, word them.
 
+The language of the control loop, not of any simulator: the action loop parses with it,
+the sims ground goals in their worlds (anything with `find(color, shape)`), and training
+words demonstrations with it.
+
 Three kinds of goal: `goto` ("go to the red circle", "find the blue box"), `face` ("turn
 towards the green triangle", "look at the grey disc") and `stop`. A target is always a
 colour and a shape the model knows (vocabulary.py, with its synonyms: grey, turquoise,
