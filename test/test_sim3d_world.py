@@ -234,3 +234,10 @@ def test_the_2d_expert_reaches_its_targets_in_3d(kind):
             assert abs(w.bearing(target)) <= FACE_TOLERANCE
             assert target in w.visible_objects()
         assert not w.touched and not w.wall_hits, f'seed {seed}: collided'
+
+
+def test_the_readme_episode_strip_shows_frames_and_the_overview():
+    from vla_ros.sim3d.episode_strip import episode_strip, FRAMES, TILE
+    strip = episode_strip(1_000_003)
+    assert strip.shape == (TILE, TILE * (FRAMES + 1), 3) and strip.dtype == np.uint8
+    assert strip[:, :TILE].std() > 10          # a rendered scene, not a blank tile
