@@ -101,7 +101,7 @@ def test_sim_executable_starts_and_stops_cleanly():
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
-        assert 'simulating at 20 Hz; arena 5: ' in line, line
+        assert 'simulating the 2d arena at 20 Hz; arena 5: ' in line, line
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=TIMEOUT_S)
     finally:
