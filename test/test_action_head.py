@@ -1,4 +1,4 @@
-"""The pointer action head and its second training stage (issue 4)."""
+"""The pointer action head and its second training stage."""
 import dataclasses
 
 import numpy as np

@@ -2,7 +2,8 @@
 
 Every request gets a response (success or a reason), nodes keep serving after garbage,
 and cmd_vel goes to zero within 0.5 s when its inputs fail. The one timed assertion per
-safety test is that bound (issue 6); other waits are generous upper bounds against hangs.
+safety test is that bound (README, "Robustness"); other waits are generous upper bounds
+against hangs.
 VLA_ROS_FUZZ=1 runs the long fuzz (thousands of live messages instead of hundreds).
 """
 import array

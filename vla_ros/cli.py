@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--params-file', dest='params_file',
                    help='ROS parameters YAML (default: config/vla_ros.yaml)')
     d.add_argument('--sim', action='store_true',
-                   help='simulated robot as the camera, driven by instructions (issue 4)')
+                   help='simulated robot as the camera, driven by instructions')
     d.add_argument('--sim-policy', dest='sim_policy', choices=('model', 'expert'),
                    default='model', help='who drives in --sim: the model (default) or the '
                    'privileged expert (shows the loop before the action head is trained)')

@@ -1,4 +1,4 @@
-"""`vla-ros bench-ros`: the ROS-level benchmark of issue 3 ("Performance"), in one run.
+"""`vla-ros bench-ros`: the ROS-level benchmark (README, "Performance"), in one run.
 
 The nodes run as separate processes started the way `ros2 run` starts them
 (lib/vla_ros/<node> --ros-args ...); this process is only the client that measures.
@@ -51,7 +51,7 @@ CAPTION_GRACE_S = 0.5       # listening after it closes, for the last frames' ca
 NODE_THREADS = 1            # torch threads in the nodes (their default)
 START_TIMEOUT_S = 90.0      # node start-up (imports torch) on a loaded 2-core machine
 CALL_TIMEOUT_S = 10.0       # a call that takes longer counts as unanswered
-TARGET_P50_MS = 10.0        # issue 3: /vqa p50 end to end
+TARGET_P50_MS = 10.0        # the package's target for /vqa p50, end to end
 
 
 class BenchError(RuntimeError):
