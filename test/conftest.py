@@ -68,3 +68,30 @@ def ros_executor(rclpy_init):
         executor.shutdown()
         for node in nodes:
             node.destroy_node()
+
+
+@pytest.fixture
+def executor_pair(rclpy_init):
+    """Two executors (runner.make_executor) spinning in their own threads: one for the nodes
+    under test, one for the test's probe, so the probe hears messages when they arrive even
+    while the nodes are busy. At teardown both stop and every node on them is destroyed."""
+    from rclpy.task import Future
+
+    from vla_ros.ros.runner import make_executor
+
+    executors = [make_executor(context=rclpy_init), make_executor(context=rclpy_init)]
+    done = Future()   # spin until done, then drain (as ros_executor does)
+    threads = [threading.Thread(target=e.spin_until_future_complete, args=(done,),
+                                daemon=True) for e in executors]
+    for t in threads:
+        t.start()
+    try:
+        yield executors
+    finally:
+        nodes = [n for e in executors for n in e.get_nodes()]
+        done.set_result(None)
+        for e, t in zip(executors, threads):
+            t.join(timeout=5.0)
+            e.shutdown()
+        for node in nodes:
+            node.destroy_node()

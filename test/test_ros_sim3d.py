@@ -21,7 +21,6 @@ from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.task import Future  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -30,7 +29,6 @@ from vla_ros.msg import ActionStatus  # noqa: E402
 from vla_ros.ros import sim_outputs  # noqa: E402
 from vla_ros.ros.image_conversion import image_to_rgb  # noqa: E402
 from vla_ros.ros.params import LATCHED_QOS  # noqa: E402
-from vla_ros.ros.runner import make_executor  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, MAX_IMAGE_3D, SimNode  # noqa: E402
 from vla_ros.sim.world import Pose  # noqa: E402
 from vla_ros.sim3d.scene import MAX_RENDER  # noqa: E402
@@ -79,25 +77,6 @@ def closed_worlds(monkeypatch):
         close(world)
     monkeypatch.setattr(World3D, 'close', recording_close)
     return closed
-
-
-@pytest.fixture
-def graph(rclpy_init):
-    """Two executors in their own threads: the sim's, and the probe's."""
-    executors = [make_executor(), make_executor()]
-    done = Future()
-    threads = [threading.Thread(target=e.spin_until_future_complete, args=(done,), daemon=True)
-               for e in executors]
-    for t in threads:
-        t.start()
-    yield executors
-    nodes = [n for e in executors for n in e.get_nodes()]
-    done.set_result(None)
-    for e, t in zip(executors, threads):
-        t.join(timeout=5.0)
-        e.shutdown()
-    for node in nodes:
-        node.destroy_node()
 
 
 class Probe:
@@ -151,7 +130,7 @@ def sim3d(executor, **params):
 
 
 def test_transforms_and_camera_info_agree_with_the_world_camera():
-    """The published frames chain to MuJoCo's camera pose; no tf2_msgs or graph needed."""
+    """The published frames chain to MuJoCo's camera pose; no tf2_msgs or ROS graph needed."""
     assert MAX_IMAGE_3D == MAX_RENDER
     world = World3D.random(SEED)
     try:
@@ -180,9 +159,9 @@ def test_transforms_and_camera_info_agree_with_the_world_camera():
         world.close()
 
 
-def test_image_and_camera_info_agree_and_k_projects_objects_onto_their_pixels(graph):
-    sim = sim3d(graph[0], overview_rate=5.0, overview_size=128)
-    probe = Probe(graph[1])
+def test_image_and_camera_info_agree_and_k_projects_objects_onto_their_pixels(executor_pair):
+    sim = sim3d(executor_pair[0], overview_rate=5.0, overview_size=128)
+    probe = Probe(executor_pair[1])
     wait_for(lambda: len(probe.infos) >= 3 and probe.images and probe.overviews,
              'camera_info, images and an overview')
     images = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in probe.images}
@@ -226,9 +205,9 @@ def test_image_and_camera_info_agree_and_k_projects_objects_onto_their_pixels(gr
 
 
 @pytest.mark.parametrize('world', ['2d', '3d'])
-def test_bad_cmd_vel_is_dropped_and_a_good_one_drives_forward(graph, world):
-    sim = sim3d(graph[0], world=world)
-    probe = Probe(graph[1])
+def test_bad_cmd_vel_is_dropped_and_a_good_one_drives_forward(executor_pair, world):
+    sim = sim3d(executor_pair[0], world=world)
+    probe = Probe(executor_pair[1])
     wait_for(lambda: probe.odom, 'odometry')
     with sim.lock:
         start = sim.world.pose
@@ -258,9 +237,9 @@ def test_bad_cmd_vel_is_dropped_and_a_good_one_drives_forward(graph, world):
     assert any(o.twist.twist.linear.x == pytest.approx(0.3, abs=0.03) for o in probe.odom)
 
 
-def test_touch_is_reported_and_a_reset_mid_episode_is_clean(graph, closed_worlds):
-    sim = sim3d(graph[0])
-    probe = Probe(graph[1])
+def test_touch_is_reported_and_a_reset_mid_episode_is_clean(executor_pair, closed_worlds):
+    sim = sim3d(executor_pair[0])
+    probe = Probe(executor_pair[1])
     wait_for(lambda: probe.events and probe.images, 'the reset event and images')
     first = probe.events[0]
     with sim.lock:

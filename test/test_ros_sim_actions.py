@@ -18,14 +18,12 @@ rclpy = pytest.importorskip('rclpy')
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.task import Future  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from vla_ros.msg import ActionStatus  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
-from vla_ros.ros.runner import make_executor  # noqa: E402
 from vla_ros.ros.sim_demo import SimExpert  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, SimNode  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
@@ -42,26 +40,6 @@ def wait_for(condition, what, timeout=TIMEOUT_S):
     while not condition():
         assert time.monotonic() < end, f'timed out after {timeout} s waiting for {what}'
         time.sleep(0.01)
-
-
-@pytest.fixture
-def graph(rclpy_init):
-    """Two executors in their own threads: one for the nodes under test, one for the probe,
-    so the probe hears messages when they arrive even while the nodes are busy."""
-    executors = [make_executor(), make_executor()]
-    done = Future()   # spin until done, then drain (as conftest's ros_executor does)
-    threads = [threading.Thread(target=e.spin_until_future_complete, args=(done,), daemon=True)
-               for e in executors]
-    for t in threads:
-        t.start()
-    yield executors
-    nodes = [n for e in executors for n in e.get_nodes()]
-    done.set_result(None)
-    for e, t in zip(executors, threads):
-        t.join(timeout=5.0)
-        e.shutdown()
-    for node in nodes:
-        node.destroy_node()
 
 
 class Probe:
@@ -125,12 +103,12 @@ def vla_node(executor, policy=None, **params):
     return node
 
 
-def test_sim_node_drives_publishes_and_resets(graph):
+def test_sim_node_drives_publishes_and_resets(executor_pair):
     sim = SimNode(parameter_overrides=[Parameter('rate', value=50.0),
                                        Parameter('overview_rate', value=10.0),
                                        Parameter('frame_id', value='sim_cam')])
-    graph[0].add_node(sim)
-    probe = Probe(graph[1])
+    executor_pair[0].add_node(sim)
+    probe = Probe(executor_pair[1])
     cmd_pub = probe.node.create_publisher(Twist, 'cmd_vel', 10)
     wait_for(lambda: probe.images and probe.odom and probe.overviews and probe.events,
              'camera, odometry, overview and the reset event')
@@ -161,11 +139,11 @@ def test_sim_node_drives_publishes_and_resets(graph):
     wait_for(lambda: probe.events[-1]['event'] == 'reset', 'the reset event')
 
 
-def test_huge_and_nan_policy_outputs_are_clamped_and_zeroed(graph):
+def test_huge_and_nan_policy_outputs_are_clamped_and_zeroed(executor_pair):
     outputs = {'value': (1e9, -1e9, 0.0)}
-    vla = vla_node(graph[0], lambda frame, text: outputs['value'],
+    vla = vla_node(executor_pair[0], lambda frame, text: outputs['value'],
                    max_linear=0.3, max_angular=1.0)
-    probe = Probe(graph[1])
+    probe = Probe(executor_pair[1])
     probe.streaming = True
     # Until the node has a frame it holds still (zero cmd_vel), as it should.
     wait_for(lambda: vla.camera.cache.latest() is not None, 'a camera frame at the node')
@@ -196,16 +174,16 @@ def test_huge_and_nan_policy_outputs_are_clamped_and_zeroed(graph):
     assert probe.commands_after(0)[-1] == (0.0, 0.0)
 
 
-def test_watchdog_zeroes_cmd_vel_within_half_a_second_even_with_a_stuck_model(graph):
+def test_watchdog_zeroes_cmd_vel_within_half_a_second_even_with_a_stuck_model(executor_pair):
     stuck = threading.Event()
 
     def policy(frame, text):
         if stuck.is_set():
             time.sleep(1.5)    # the model hangs just as the camera dies
         return 1.0, 0.0, 0.0
-    vla = vla_node(graph[0], policy)
+    vla = vla_node(executor_pair[0], policy)
     assert vla.get_parameter('frame_timeout').value == 0.5
-    probe = Probe(graph[1])
+    probe = Probe(executor_pair[1])
     probe.streaming = True
     probe.instruct('go to the blue triangle', vla)
     wait_for(lambda: len(probe.commands_after(0)) >= 3, 'cmd_vel to flow')
@@ -223,9 +201,9 @@ def test_watchdog_zeroes_cmd_vel_within_half_a_second_even_with_a_stuck_model(gr
     assert probe.statuses[-1].state == 'running' and 'stale' in probe.statuses[-1].reason
 
 
-def test_stop_service_halts_immediately_and_refusals_are_never_acted_on(graph):
-    vla = vla_node(graph[0], lambda frame, text: (0.8, 0.2, 0.0))
-    probe = Probe(graph[1])
+def test_stop_service_halts_immediately_and_refusals_are_never_acted_on(executor_pair):
+    vla = vla_node(executor_pair[0], lambda frame, text: (0.8, 0.2, 0.0))
+    probe = Probe(executor_pair[1])
     probe.streaming = True
     probe.instruct('drive to the green rectangle', vla)
     wait_for(lambda: probe.commands_after(0), 'cmd_vel to flow')
@@ -246,14 +224,14 @@ def test_stop_service_halts_immediately_and_refusals_are_never_acted_on(graph):
     assert set(probe.commands_after(0)[count:]) <= {(0.0, 0.0)}
 
 
-def test_closed_loop_with_the_model_over_dds(graph):
+def test_closed_loop_with_the_model_over_dds(executor_pair):
     """Plumbing: sim camera -> model -> cmd_vel -> sim; status transitions; zero on stop.
     Whether the model reaches its target is asserted where it is deterministic (no DDS
     timing): test_sim_cli.py::test_the_shipped_model_follows_instructions_in_closed_loop."""
     sim = SimNode(parameter_overrides=[Parameter('overview_rate', value=0.0)])
-    graph[0].add_node(sim)
-    vla = vla_node(graph[0])
-    probe = Probe(graph[1])
+    executor_pair[0].add_node(sim)
+    vla = vla_node(executor_pair[0])
+    probe = Probe(executor_pair[1])
     target = sim.world.shapes[0].name
     status = probe.instruct(f'go to the {target}', vla)
     assert status.state == 'running'
@@ -270,13 +248,13 @@ def test_closed_loop_with_the_model_over_dds(graph):
     assert all(abs(v) <= 0.5 and abs(w) <= 1.5 for v, w in probe.commands_after(0))
 
 
-def test_closed_loop_expert_reaches_the_target_over_dds(graph):
+def test_closed_loop_expert_reaches_the_target_over_dds(executor_pair):
     """The same loop with the expert behind the injection point reaches its target."""
     sim = SimNode(parameter_overrides=[Parameter('seed', value=1_000_014),
                                        Parameter('overview_rate', value=0.0)])
-    graph[0].add_node(sim)
-    vla = vla_node(graph[0], SimExpert(sim))
-    probe = Probe(graph[1])
+    executor_pair[0].add_node(sim)
+    vla = vla_node(executor_pair[0], SimExpert(sim))
+    probe = Probe(executor_pair[1])
     assert sim.world.shapes[0].name == 'black rectangle'
     probe.instruct('navigate to the black rectangle', vla)
     wait_for(lambda: probe.statuses[-1].state != 'running', 'the episode to end')
@@ -289,15 +267,15 @@ def test_closed_loop_expert_reaches_the_target_over_dds(graph):
     assert probe.commands_after(0)[-1] == (0.0, 0.0)
 
 
-def test_only_the_vla_node_listens_to_instructions_and_the_sim_marks_the_target(graph):
+def test_only_the_vla_node_listens_to_instructions_and_the_sim_marks_the_target(executor_pair):
     """`ros2 topic pub --once /instruction` publishes as soon as one subscriber matches:
     with the sim listening there too, the one message was lost whenever the sim matched
     first. The sim learns the target from the VLA node's `action_status` instead."""
     sim = SimNode(parameter_overrides=[Parameter('overview_rate', value=0.0)])
-    graph[0].add_node(sim)
+    executor_pair[0].add_node(sim)
     assert 'instruction' not in {s.topic_name.lstrip('/') for s in sim.subscriptions}
-    vla = vla_node(graph[0], lambda frame, instruction: (0.0, 0.0, 0.0))
-    probe = Probe(graph[1])
+    vla = vla_node(executor_pair[0], lambda frame, instruction: (0.0, 0.0, 0.0))
+    probe = Probe(executor_pair[1])
     target = sim.world.shapes[0].name
     assert sim.world.target is None
     probe.instruct(f'go to the {target}', vla)
@@ -311,7 +289,7 @@ def test_only_the_vla_node_listens_to_instructions_and_the_sim_marks_the_target(
 FIRST_DDS_SEED = 1_000_001
 
 
-def test_the_shipped_model_reaches_its_targets_over_dds(graph):
+def test_the_shipped_model_reaches_its_targets_over_dds(executor_pair):
     """End to end: sim node <-> VLA node with the shipped checkpoint over DDS, one arena
     after another (the sim's reset service). The robot must say done within reach of the
     named shape (sim-eval's success distance) without touching another one. The policy
@@ -319,9 +297,9 @@ def test_the_shipped_model_reaches_its_targets_over_dds(graph):
     2 of the 3 episodes must succeed."""
     sim = SimNode(parameter_overrides=[Parameter('seed', value=FIRST_DDS_SEED),
                                        Parameter('overview_rate', value=0.0)])
-    graph[0].add_node(sim)
-    vla = vla_node(graph[0])
-    probe = Probe(graph[1])
+    executor_pair[0].add_node(sim)
+    vla = vla_node(executor_pair[0])
+    probe = Probe(executor_pair[1])
     outcomes = []
     for seed in range(FIRST_DDS_SEED, FIRST_DDS_SEED + 3):
         if seed > FIRST_DDS_SEED:
