@@ -46,7 +46,7 @@ from .image_conversion import rgb_to_image
 from .params import declare_parameters, LATCHED_QOS, OUTPUT_QOS, Param
 from .runner import run_node
 from .sim_outputs import (camera_info_message, camera_transforms, odom_transform,
-                          TFBroadcaster)
+                          TFBroadcaster, yaw_quaternion)
 
 MAX_IMAGE_3D = 640   # = sim3d.scene.MAX_RENDER, not imported: mujoco is needed only for '3d'
 PARAMS = (
@@ -259,8 +259,8 @@ class SimNode(Node):
         odom.header = Header(stamp=stamp, frame_id=self.p['odom_frame_id'])
         odom.child_frame_id = self.p['base_frame_id']
         odom.pose.pose.position.x, odom.pose.pose.position.y = pose.x, pose.y
-        odom.pose.pose.orientation.z = math.sin(pose.theta / 2)
-        odom.pose.pose.orientation.w = math.cos(pose.theta / 2)
+        q = odom.pose.pose.orientation
+        q.x, q.y, q.z, q.w = yaw_quaternion(pose.theta)
         odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(linear), float(angular)
         return odom
 

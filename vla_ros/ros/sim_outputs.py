@@ -63,10 +63,15 @@ def transform(stamp, parent: str, child: str, translation: Sequence[float],
     return t
 
 
+def yaw_quaternion(theta: float) -> tuple:
+    """(x, y, z, w) of a rotation by `theta` about z."""
+    return 0.0, 0.0, math.sin(theta / 2), math.cos(theta / 2)
+
+
 def odom_transform(pose, stamp, odom_frame: str, base_frame: str) -> TransformStamped:
     """odom -> base_link for a robot at pose (x, y, theta) on the floor."""
     return transform(stamp, odom_frame, base_frame, (pose.x, pose.y, 0.0),
-                     (0.0, 0.0, math.sin(pose.theta / 2), math.cos(pose.theta / 2)))
+                     yaw_quaternion(pose.theta))
 
 
 def camera_transforms(info: dict, stamp, base_frame: str, camera_frame: str,
