@@ -250,7 +250,8 @@ def test_touch_is_reported_and_a_reset_mid_episode_is_clean(executor_pair, close
         # Teleport the robot next to the target, facing it (test set-up, not a feature).
         near = old.random_free_pose(np.random.default_rng(0), near=0, max_dist=0.25)
         old.pose = Pose(near.x, near.y, math.atan2(target.y - near.y, target.x - near.x))
-    wording = f'{target.color} {target.word}'
+    wording = target.name   # '<colour> <3D shape>': what the instruction language says
+    assert first['targets'] == [s.name for s in old.shapes if not s.clutter]
     assert wording == first['targets'][0]
     probe.status_pub.publish(ActionStatus(instruction=f'go to the {wording}',
                                           state=ActionStatus.RUNNING))

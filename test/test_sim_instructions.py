@@ -11,7 +11,7 @@ from vla_ros.sim.world import Pose, Shape, World
     ('go to the red circle', Goal('goto', 'red', 'circle')),
     ('Drive to the BLUE triangle!', Goal('goto', 'blue', 'triangle')),
     ('please find the yellow circle.', Goal('goto', 'yellow', 'circle')),
-    ('approach a grey box', Goal('goto', 'gray', 'rectangle')),
+    ('approach a grey box', Goal('goto', 'gray', 'cube')),   # 2D find(): its rectangle
     ('go to the gray rectangle', Goal('goto', 'gray', 'rectangle')),
     ('navigate towards the turquoise round shape', Goal('goto', 'teal', 'circle')),
     ('robot, head to the black triangular shape now', Goal('goto', 'black', 'triangle')),

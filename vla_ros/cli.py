@@ -28,6 +28,8 @@ def _engine(args, backend: str = None):
 
 
 def cmd_train(args):
+    if args.recipe:
+        return cmd_train_recipe(args)
     from .train import TrainConfig, train
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     for key in ('steps', 'seed', 'out', 'threads', 'max_minutes'):
@@ -39,7 +41,45 @@ def cmd_train(args):
     print(f'checkpoint written to {cfg.out}', file=sys.stderr)
 
 
+def cmd_train_recipe(args):
+    from .training.recipe import Recipe, run_recipe
+    if args.config:
+        raise SystemExit('error: --recipe and --config exclude each other')
+    try:
+        recipe = Recipe.load(args.recipe)
+    except (FileNotFoundError, TypeError) as e:
+        raise SystemExit(f'error: {e}')
+    overrides = {k: getattr(args, k) for k in ('steps', 'seed', 'threads', 'max_minutes')
+                 if getattr(args, k) is not None}
+    if args.out:
+        recipe.out = args.out
+    results = run_recipe(recipe, overrides, from_stage=args.from_stage)
+    print(json.dumps({k: results[k] for k in ('recipe', 'evaluation_seconds')}))
+
+
+def cmd_eval_scenes3d(args):
+    from .evaluate_scenes3d import eval_frames, evaluate_scenes3d
+    engine = _engine(args, 'torch')      # scores the torch model itself (batched)
+    start = time.time()
+    frames = eval_frames(args.scenes3d, held_out_style=args.held_out_style,
+                         held_out_wordings=args.paraphrases, image_size=engine.image_size,
+                         seed=args.seed)
+    report = evaluate_scenes3d(engine.model, engine.tokenizer, frames)
+    report.update(checkpoint=engine.checkpoint, held_out_style=args.held_out_style,
+                  held_out_wordings=args.paraphrases, seconds=round(time.time() - start, 1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    vqa, cap = report['vqa'], report['captions']
+    print(f"3D arena: VQA {vqa['accuracy']:.4f} on {vqa['n']} questions about "
+          f"{report['frames']} frames; captions naming every seen object {cap['objects']:.4f}")
+    for t, r in vqa['per_type'].items():
+        print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
+
+
 def cmd_eval(args):
+    if args.scenes3d:
+        return cmd_eval_scenes3d(args)
     from .data.camera import camera_frame
     from .data.easy_vqa import load_dir, package_split_dir
     from .data.questions import generate_qa
@@ -187,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--threads', type=int)
     t.add_argument('--max-minutes', dest='max_minutes', type=float)
     t.add_argument('--out', help='checkpoint directory to write')
+    t.add_argument('--recipe', help='run every stage of config/recipe_<RECIPE>.yaml (or a '
+                   'recipe file), ship the last, export ONNX, evaluate, write the model card '
+                   "(e.g. 'shipped'); --steps etc. then apply to every stage")
+    t.add_argument('--from-stage', dest='from_stage',
+                   help='with --recipe: keep the stages before this one from an earlier run')
     t.set_defaults(func=cmd_train)
 
     e = with_model(sub.add_parser('eval', help='VQA accuracy on easy-VQA or a dir in its layout'))
@@ -201,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help='score captions (against captions written from derived labels)')
     e.add_argument('--limit', type=int, help='only the first N images')
     e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--scenes3d', type=int, metavar='N',
+                   help='instead: N robot-camera frames of the 3D arena (held-out seeds), '
+                        '8 questions and a caption each (--paraphrases: held-out wordings)')
+    e.add_argument('--held-out-style', dest='held_out_style', action='store_true',
+                   help='with --scenes3d: textures and lighting training never uses')
     e.set_defaults(func=cmd_eval)
 
     def with_backend(sp):

@@ -6,13 +6,18 @@ import torch
 
 from . import tokenizer as tok
 from .data.questions import question_type
+from .preprocess import to_model_input
 
 
 @torch.no_grad()
-def encode_images(model, images: np.ndarray, batch: int = 256) -> torch.Tensor:
-    """(N, 64, 64, 3) uint8 RGB -> visual tokens (N, Q, dim)."""
-    out = [model.encode_image(torch.from_numpy(np.ascontiguousarray(images[i:i + batch])))
-           for i in range(0, len(images), batch)]
+def encode_images(model, images, batch: int = 256) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB (or a list of such frames of any size) -> visual tokens
+    (N, Q, dim); frames not at the model's input size are letterboxed to it."""
+    size = model.cfg.image_size
+    out = [torch.zeros(0, model.cfg.num_queries, model.cfg.dim)]
+    for i in range(0, len(images), batch):
+        chunk = np.stack([to_model_input(img, size) for img in images[i:i + batch]])
+        out.append(model.encode_image(torch.from_numpy(chunk)))
     return torch.cat(out)
 
 
@@ -61,8 +66,11 @@ def evaluate_split(model, tokenizer, split, rows=None, images=None) -> dict:
     model.eval()
     keep = None if rows is None else set(int(r) for r in rows)
     questions = [x for x in split.questions if keep is None or x[2] in keep]
-    visual = encode_images(model, split.images if images is None else images)
-    prompts = [(tokenizer.question_prompt(q), i) for q, _a, i in questions]
+    images = split.images if images is None else images
+    used = sorted({i for _q, _a, i in questions})          # encode only the asked images
+    row = {i: n for n, i in enumerate(used)}
+    visual = encode_images(model, [images[i] for i in used])
+    prompts = [(tokenizer.question_prompt(q), row[i]) for q, _a, i in questions]
     predictions = [text for text, _c in generate_batched(model, tokenizer, visual, prompts)]
     model.train(was_training)
     report = accuracy_report(questions, predictions)

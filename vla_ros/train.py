@@ -19,15 +19,13 @@ import torch.nn.functional as F
 import yaml
 
 from . import tokenizer as tok
-from .data.camera import camera_frame, objects_after_letterbox
 from .data.corpus import vocabulary_texts
 from .data.easy_vqa import load_split
-from .data.questions import caption, generate_qa
-from .data.scenes import random_scene, render
 from .evaluate import evaluate_split
 from .model import ModelConfig, VLAModel
 from .model.checkpoint import load_checkpoint, save_checkpoint
-from .preprocess import to_model_input
+from .training.actions import action_loss, pointer_target, step_demonstrations  # noqa: F401
+from .training.batches import BatchMaker
 
 
 @dataclass
@@ -40,6 +38,12 @@ class TrainConfig:
     paraphrases_per_image: int = 2       # extra generated questions per easy-VQA image
     where_per_image: int = 1             # extra "where is the ..." question per easy-VQA image
     scene_questions_per_image: int = 8
+    # Robot-camera frames of the 3D arena (sim3d/training_frames.py), each with its
+    # questions and caption.
+    scene3d_images_per_step: int = 0
+    scene3d_questions_per_image: int = 8
+    val_scene3d_images: int = 0          # 3D frames (validation seeds) scored at each eval
+    world: str = '2d'                    # the demonstrations' simulator: '2d' or '3d'
     # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed
     # into the first steps they held VQA at the question-only floor (67% after 750 steps),
     # so the action head is trained in later stages (config/train_action*.yaml).
@@ -70,173 +74,6 @@ class TrainConfig:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
         return cls(**data)
-
-
-def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
-    """-> (input ids, labels): labels are -100 on the prompt, the target + <eos> after it."""
-    tail = [tok.ANSWER] if prompt_token == tok.QUESTION else []
-    p = [prompt_token] + tokenizer.encode(prompt) + tail
-    t = tokenizer.encode(target) + [tok.EOS]
-    full = p + t
-    labels = [-100] * (len(p) - 1) + t
-    return full[:-1], labels
-
-
-class BatchMaker:
-    """Assembles (images, token ids, labels, image index per sequence) for one step."""
-
-    def __init__(self, cfg: TrainConfig, tokenizer, split, train_rows, rng):
-        self.cfg, self.tokenizer, self.split, self.rng = cfg, tokenizer, split, rng
-        self.train_rows = train_rows
-        self.questions_by_image = [[] for _ in range(len(split.images))]
-        for q, a, i in split.questions:
-            self.questions_by_image[i].append((q, a))
-        self.order, self.cursor = [], 0
-
-    def _next_easy_vqa(self):
-        if self.cursor >= len(self.order):
-            self.order, self.cursor = self.rng.permutation(self.train_rows), 0
-        i = self.order[self.cursor]
-        self.cursor += 1
-        return i
-
-    def _questions(self, objects, n, families=None):
-        """n generated questions; a few get a made-up word the model must learn to ignore."""
-        out = []
-        for q, a, _family in generate_qa(objects, self.rng, n, families=families):
-            if self.rng.random() < self.cfg.unknown_word_prob:
-                words = q.split(' ')
-                junk = ''.join(self.rng.choice(list('bcdfghklmnprstvz'), self.rng.integers(3, 8)))
-                words.insert(int(self.rng.integers(len(words) + 1)), junk + 'o')
-                q = ' '.join(words)
-            out.append((tok.QUESTION, q, a))
-        return out
-
-    def _augment(self, img, objects):
-        """Sometimes turn the image into a small camera-like frame, letterboxed back to a
-        square; the objects move and shrink with it, so captions and positions stay true."""
-        if self.rng.random() >= self.cfg.camera_augment_prob:
-            return img, objects
-        width = int(self.rng.integers(64, 112))
-        left = int(self.rng.integers(0, width - 64 + 1))
-        frame = camera_frame(img, self.rng, width=width, height=64, left=left)
-        return to_model_input(frame), objects_after_letterbox(objects, width, 64, left)
-
-    def make(self):
-        images, seqs = [], []
-        for _ in range(self.cfg.easy_vqa_images_per_step):
-            i = self._next_easy_vqa()
-            img, objects = self._augment(self.split.images[i], self.split.objects[i])
-            pairs = [(tok.QUESTION, q, a) for q, a in self.questions_by_image[i]]
-            pairs += self._questions(objects, self.cfg.paraphrases_per_image)
-            # position is learnt late from captions alone: ask where the shape is, too
-            pairs += self._questions(objects, self.cfg.where_per_image, families=['where'])
-            pairs.append((tok.CAPTION, '', caption(objects)))
-            seqs += [(len(images), p) for p in pairs]
-            images.append(img)
-        for k in range(self.cfg.scene_images_per_step):
-            many = k % 2 == 1   # half easy-VQA-like single shapes, half richer scenes
-            scene = random_scene(self.rng, self.cfg.max_scene_objects if many else 1,
-                                 varied_background=many)
-            img, objects = self._augment(render(scene), scene.objects)
-            pairs = self._questions(objects, self.cfg.scene_questions_per_image)
-            pairs.append((tok.CAPTION, '', caption(objects)))
-            seqs += [(len(images), p) for p in pairs]
-            images.append(img)
-        encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
-        # two length buckets (questions, long captions) so short rows are not padded to 30
-        short = [e for e in encoded if len(e[1][0]) <= 20]
-        long = [e for e in encoded if len(e[1][0]) > 20]
-        groups = [self._pad(g) for g in (short, long) if g]
-        return torch.from_numpy(np.stack(images)), groups
-
-    @staticmethod
-    def _pad(encoded):
-        """[(image index, (ids, labels))] -> (ids, labels, image index) tensors."""
-        length = max(len(x) for _, (x, _) in encoded)
-        ids = torch.full((len(encoded), length), tok.PAD, dtype=torch.long)
-        labels = torch.full((len(encoded), length), -100, dtype=torch.long)
-        for row, (_, (x, y)) in enumerate(encoded):
-            ids[row, :len(x)] = torch.tensor(x)
-            labels[row, :len(y)] = torch.tensor(y)
-        return ids, labels, torch.tensor([i for i, _ in encoded])
-
-
-def action_prompts(tokenizer, instructions):
-    """`<act> instruction` token ids, right-padded: (ids (B, T), lengths (B,))."""
-    prompts = [[tok.ACTION] + tokenizer.encode(t) for t in instructions]
-    lengths = torch.tensor([len(p) for p in prompts])
-    ids = torch.full((len(prompts), int(lengths.max())), tok.PAD, dtype=torch.long)
-    for row, p in enumerate(prompts):
-        ids[row, :len(p)] = torch.tensor(p)
-    return ids, lengths
-
-
-def model_driver(model, tokenizer):
-    """The model as a batched policy for DAgger rollouts:
-    (frames, instructions) -> [(linear, angular, done)]."""
-    def drive(frames, instructions):
-        modes = [(m, m.training) for m in model.modules()]   # restored exactly afterwards
-        model.eval()
-        ids, lengths = action_prompts(tokenizer, instructions)
-        with torch.no_grad():
-            visual, patches = model.encode(torch.from_numpy(np.stack(frames)))
-            velocity, done = model.act(visual, ids, lengths, patches=patches)
-        for m, training in modes:
-            m.training = training
-        return [(float(v[0]), float(v[1]), float(d))
-                for v, d in zip(velocity, torch.sigmoid(done))]
-    return drive
-
-
-def action_batch(tokenizer, rng, n: int, driver=None, driven: int = 0) -> dict:
-    """Simulator demonstrations as tensors: images, ids, lengths, velocity, done,
-    target_uv, target_seen (see sim/demonstrations.py). `driven` of the n samples come
-    from rollouts that `driver` drives (DAgger)."""
-    from .sim.demonstrations import sample_batch
-    b = sample_batch(rng, n - driven)
-    if driven:
-        extra = sample_batch(rng, driven, driver=driver)
-        b = {k: (v + extra[k]) if isinstance(v, list) else np.concatenate([v, extra[k]])
-             for k, v in b.items()}
-    ids, lengths = action_prompts(tokenizer, b['instructions'])
-    batch = {k: torch.from_numpy(b[k]) for k in ('images', 'velocity', 'done', 'target_uv',
-                                                 'target_seen')}
-    return {**batch, 'ids': ids, 'lengths': lengths}
-
-
-def step_demonstrations(model, tokenizer, cfg: 'TrainConfig', rng) -> dict:
-    """One step's action_batch: `dagger_fraction` of it driven by the model itself."""
-    n = cfg.action_samples_per_step
-    return action_batch(tokenizer, rng, n, model_driver(model, tokenizer),
-                        int(round(cfg.dagger_fraction * n)))
-
-
-POINTER_SIGMA = 0.09   # target spread over the patch grid, as a fraction of the image
-
-
-def pointer_target(grid: torch.Tensor, uv: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """(B, N + 1) distribution the pointer should match: a Gaussian around the target's
-    centre over the patch centres `grid` (N, 2), or all mass on "not in view"."""
-    d2 = ((grid[None] - uv[:, None]) ** 2).sum(-1)                      # (B, N)
-    near = torch.softmax(-d2 / (2 * POINTER_SIGMA ** 2), dim=-1) * seen[:, None]
-    return torch.cat([near, (1 - seen)[:, None]], dim=1)
-
-
-def action_loss(model, visual, patches, batch: dict, pointer_weight: float = 0.0):
-    """Behaviour cloning: MSE on the (tanh) velocities + BCE on the done logit, plus (for
-    the pointer head) cross-entropy between its pointer and where the target was drawn."""
-    ids, lengths = batch['ids'], batch['lengths']
-    supervise_pointer = bool(pointer_weight) and model.cfg.action_pointer
-    predicted, done_logit, *pointer = model.act(visual, ids, lengths, patches=patches,
-                                                with_pointer=supervise_pointer)
-    loss = (F.mse_loss(predicted, batch['velocity'])
-            + F.binary_cross_entropy_with_logits(done_logit, batch['done']))
-    if supervise_pointer:
-        logits, = pointer
-        target = pointer_target(model.action.grid, batch['target_uv'], batch['target_seen'])
-        loss = loss + pointer_weight * -(target * logits.log_softmax(-1)).sum(-1).mean()
-    return loss
 
 
 def init_model(cfg: 'TrainConfig'):
@@ -323,7 +160,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     split = load_split('train')
     rows = rng.permutation(len(split.images))
     val_rows, train_rows = np.sort(rows[:cfg.val_images]), rows[cfg.val_images:]
-    batches = BatchMaker(cfg, tokenizer, split, train_rows, rng)
+    batches = BatchMaker(cfg, tokenizer, split, train_rows, rng, model.cfg.image_size)
+    val3d = None
+    if cfg.val_scene3d_images:
+        from .evaluate_scenes3d import eval_frames, evaluate_scenes3d, VALIDATION_SEED_START
+        val3d = eval_frames(cfg.val_scene3d_images, VALIDATION_SEED_START,
+                            image_size=model.cfg.image_size)
     if cfg.frozen_backbone:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith('action.'))
@@ -332,7 +174,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     no_decay = [p for n, p in trained if p.ndim < 2 or 'pos' in n]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                              {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
-    history = {'loss': [], 'text_loss': [], 'action_loss': [], 'val_step': [], 'val_accuracy': []}
+    history = {'loss': [], 'text_loss': [], 'action_loss': [], 'val_step': [], 'val_accuracy': [],
+               'val3d_vqa': [], 'val3d_captions': []}
     start = time.time()
     bar = tqdm(range(cfg.steps), disable=not progress, desc='train', unit='step')
     step = 0
@@ -358,8 +201,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             acc = evaluate_split(model, tokenizer, split, rows=val_rows)['accuracy']
             history['val_step'].append(step)
             history['val_accuracy'].append(acc)
-            bar.write(f'step {step + 1}: loss {loss.item():.4f}  val accuracy {acc:.4f}  '
-                      f'({minutes:.1f} min)')
+            line = f'step {step + 1}: loss {loss.item():.4f}  val accuracy {acc:.4f}'
+            if val3d:
+                r = evaluate_scenes3d(model, tokenizer, val3d)
+                history['val3d_vqa'].append(r['vqa']['accuracy'])
+                history['val3d_captions'].append(r['captions']['objects'])
+                line += (f"  3D vqa {r['vqa']['accuracy']:.4f} captions "
+                         f"{r['captions']['objects']:.4f}  ("
+                         + ' '.join(f"{t} {v['accuracy']:.3f}"
+                                    for t, v in r['vqa']['per_type'].items()) + ')')
+            bar.write(f'{line}  ({minutes:.1f} min)')
         if last:
             break
     seconds = time.time() - start
@@ -398,8 +249,13 @@ def plot_curves(history: dict, path: str) -> None:
         ax[0].plot(np.arange(len(smooth)) + k - 1, smooth, label=name.replace('_', ' '))
     ax[0].set(title='training loss', xlabel='step', yscale='log')
     ax[0].legend()
-    ax[1].plot(np.array(history['val_step']) + 1, history['val_accuracy'], marker='o')
-    ax[1].set(title='held-out train images: VQA accuracy', xlabel='step', ylim=(0, 1))
+    steps = np.array(history['val_step']) + 1
+    ax[1].plot(steps, history['val_accuracy'], marker='o', label='easy-VQA (held-out train)')
+    if history.get('val3d_vqa'):
+        ax[1].plot(steps, history['val3d_vqa'], marker='o', label='3D arena VQA (validation)')
+        ax[1].plot(steps, history['val3d_captions'], marker='o', label='3D arena captions')
+        ax[1].legend()
+    ax[1].set(title='validation accuracy', xlabel='step', ylim=(0, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -4,14 +4,25 @@ The language of the control loop, not of any simulator: the action loop parses w
 the sims ground goals in their worlds (anything with `find(color, shape)`), and training
 words demonstrations with it.
 
-Three kinds of goal: `goto` ("go to the red circle", "find the blue box"), `face` ("turn
-towards the green triangle", "look at the grey disc") and `stop`. A target is always a
-colour and a shape the model knows (vocabulary.py, with its synonyms: grey, turquoise,
-disc, box, oblong, round shape, triangular shape).
+Three kinds of goal: `goto` ("go to the red circle", "find the blue ball"), `face` ("turn
+towards the green triangle", "look at the grey cube") and `stop`. A target is always a
+colour and a shape. Shapes come in two families, and Goal.shape is the canonical word of
+the family its word belongs to:
+
+- the 2D arena's (vocabulary.py, with its synonyms): circle (disc, round shape),
+  rectangle (oblong), triangle (triangular shape);
+- the 3D world's (SHAPE_SYNONYMS_3D, sim3d/captions.py's SHAPE_WORDS_3D): sphere (ball),
+  cube (box, block), cylinder (drum), pyramid.
+
+'box' is the cube's word (it used to be the rectangle's). Worlds translate between the
+families in `find`: the 2D arena finds its rectangle for a cube (so "the grey box" still
+works there), the 3D world its cube for a rectangle.
 
 Parsing is strict on purpose: every word must be understood, so "don't go to the red
-circle" or "go to the red circle, not the blue one" are refused rather than half-obeyed.
-A refusal is an InstructionRefused whose message says why.
+circle" or "go to the red circle, not the blue one" are refused rather than half-obeyed,
+and so is a target described through another object ("the cube left of the green ball":
+relations are not supported yet). A refusal is an InstructionRefused whose message says
+why.
 
 Every wording family has a *train* list and a *held-out* list (like data/questions.py):
 demonstrations only ever use the train lists, so held-out wordings measure whether the
@@ -29,9 +40,20 @@ from ..data.vocabulary import COLOR_NAMES, COLOR_SYNONYMS, SHAPE_SYNONYMS, SHAPE
 MAX_CHARS = 120
 KINDS = ('goto', 'face', 'stop')
 
-# word (or two-word phrase) -> canonical colour / shape
+# The 3D world's shape words, first the canonical one. The same table as
+# sim3d.captions.SHAPE_WORDS_3D (a test checks): copied, since importing sim3d imports
+# mujoco and the control layer runs where mujoco is not installed.
+SHAPE_SYNONYMS_3D = {'sphere': ('sphere', 'ball'),
+                     'cube': ('cube', 'box', 'block'),
+                     'cylinder': ('cylinder', 'drum'),
+                     'pyramid': ('pyramid',)}
+SHAPES_3D = tuple(SHAPE_SYNONYMS_3D)
+
+# word (or two-word phrase) -> canonical colour / shape. A word in both families ('box')
+# is the 3D family's.
 COLOR_WORDS = {w: c for c in COLOR_NAMES for w in COLOR_SYNONYMS.get(c, (c,))}
-SHAPE_WORDS = {w: s for s in SHAPES for w in SHAPE_SYNONYMS.get(s, (s,))}
+SHAPE_WORDS = {**{w: s for s in SHAPES for w in SHAPE_SYNONYMS.get(s, (s,))},
+               **{w: s for s in SHAPES_3D for w in SHAPE_SYNONYMS_3D[s]}}
 VERBS = {'go': 'goto', 'drive': 'goto', 'move': 'goto', 'navigate': 'goto', 'head': 'goto',
          'approach': 'goto', 'reach': 'goto', 'find': 'goto',
          'turn': 'face', 'face': 'face', 'look': 'face',
@@ -39,15 +61,28 @@ VERBS = {'go': 'goto', 'drive': 'goto', 'move': 'goto', 'navigate': 'goto', 'hea
 FILLERS = {'to', 'towards', 'toward', 'at', 'the', 'a', 'an', 'and', 'please', 'now', 'robot',
            'hey', 'ok'}
 # Known words for motions the action head does not do: refused with a specific reason.
+# ('left' / 'right' followed by 'of', or in an instruction naming two shapes, are relations.)
 UNSUPPORTED = {'left', 'right', 'forward', 'back', 'backward', 'slowly', 'quickly', 'around',
                'spin', 'then'}
+# Words that place the target relative to something else: refused, relations are not
+# supported yet (a target is named by its colour and shape alone).
+RELATIONS = {'near', 'nearby', 'nearest', 'close', 'closest', 'next', 'beside', 'behind',
+             'between', 'above', 'below', 'under', 'underneath', 'beneath', 'of', 'front',
+             'by', 'from', 'far', 'farthest', 'furthest', 'opposite', 'among', 'beyond',
+             'than', 'other', 'on', 'in'}
+SIDES = {'left', 'right'}
 # Recognisably a colour or a shape, but not one the model knows.
 OTHER_COLORS = {'purple', 'orange', 'pink', 'white', 'cyan', 'magenta', 'violet', 'gold',
                 'silver', 'beige', 'navy', 'olive', 'maroon', 'lime'}
-OTHER_SHAPES = {'square', 'star', 'hexagon', 'pentagon', 'oval', 'ellipse', 'cube', 'ball',
-                'cone', 'diamond', 'heart', 'cross', 'sphere', 'cylinder', 'pyramid'}
+OTHER_SHAPES = {'square', 'star', 'hexagon', 'pentagon', 'octagon', 'oval', 'ellipse',
+                'diamond', 'heart', 'cross', 'cone', 'prism', 'torus', 'cuboid', 'rhombus',
+                'capsule'}
 LEXICON = set(COLOR_WORDS) | {w for p in SHAPE_WORDS for w in p.split()} | set(VERBS) | FILLERS
-EXAMPLES = "e.g. 'go to the red circle', 'turn towards the blue triangle' or 'stop'"
+assert not (OTHER_SHAPES | RELATIONS | UNSUPPORTED) & LEXICON and not RELATIONS & UNSUPPORTED
+KNOWN_SHAPES = ('2D arena: ' + ', '.join(SHAPES) + '; 3D world: ' + ', '.join(SHAPES_3D))
+EXAMPLES = "e.g. 'go to the red circle', 'turn towards the blue cube' or 'stop'"
+NO_RELATIONS = ('relations between objects are not supported yet: name one target by its '
+                "colour and shape alone, e.g. 'go to the green ball'")
 
 
 class InstructionRefused(ValueError):
@@ -82,20 +117,24 @@ def parse_instruction(text: str) -> Goal:
     ws = words(text)
     if not ws:
         raise InstructionRefused(f'instruction has no words; {EXAMPLES}')
-    kinds, colors, shapes = set(), [], []
+    terms = []                  # (word or two-word shape phrase, canonical shape or None)
     i = 0
     while i < len(ws):
         pair = ' '.join(ws[i:i + 2])
         if pair in SHAPE_WORDS:          # two-word synonyms: "round shape", ...
-            shapes.append(SHAPE_WORDS[pair])
+            terms.append((pair, SHAPE_WORDS[pair]))
             i += 2
-            continue
-        w = ws[i]
-        i += 1
-        if w in COLOR_WORDS:
+        else:
+            terms.append((ws[i], SHAPE_WORDS.get(ws[i])))
+            i += 1
+    n_shapes = sum(shape is not None for _w, shape in terms)
+    kinds, colors, shapes = set(), [], []
+    for j, (w, shape) in enumerate(terms):
+        following = terms[j + 1][0] if j + 1 < len(terms) else None
+        if shape is not None:
+            shapes.append(shape)
+        elif w in COLOR_WORDS:
             colors.append(COLOR_WORDS[w])
-        elif w in SHAPE_WORDS:
-            shapes.append(SHAPE_WORDS[w])
         elif w in VERBS:
             kinds.add(VERBS[w])
         elif w in FILLERS:
@@ -104,7 +143,9 @@ def parse_instruction(text: str) -> Goal:
             raise InstructionRefused(f"unknown colour '{w}'; known colours: "
                                      + ', '.join(COLOR_NAMES))
         elif w in OTHER_SHAPES:
-            raise InstructionRefused(f"unknown shape '{w}'; known shapes: " + ', '.join(SHAPES))
+            raise InstructionRefused(f"unknown shape '{w}'; known shapes: {KNOWN_SHAPES}")
+        elif w in RELATIONS or (w in SIDES and (following == 'of' or n_shapes > 1)):
+            raise InstructionRefused(f"'{w}': {NO_RELATIONS}")
         elif w in UNSUPPORTED:
             raise InstructionRefused(f"'{w}': only going to or turning towards a named shape, "
                                      f'or stopping, is supported; {EXAMPLES}')
@@ -120,6 +161,9 @@ def parse_instruction(text: str) -> Goal:
             raise InstructionRefused("'stop' takes no target; to drive to a shape say "
                                      "'go to the <colour> <shape>'")
         return Goal('stop')
+    if len(shapes) > 1:
+        raise InstructionRefused(f'names {len(shapes)} shapes; one target at a time, and '
+                                 + NO_RELATIONS)
     if len(colors) != 1 or len(shapes) != 1:
         raise InstructionRefused(f'name exactly one colour and one shape (got {len(colors)} '
                                  f'colour and {len(shapes)} shape words); {EXAMPLES}')
@@ -137,7 +181,7 @@ def ground(goal: Goal, world) -> Optional[int]:
 
 
 # -- wordings ---------------------------------------------------------------------------------
-# {t} is the target ("red circle", "grey box"); each kind has (train, held-out) lists.
+# {t} is the target ("red circle", "blue ball"); each kind has (train, held-out) lists.
 TEMPLATES = {
     'goto': (
         ['go to the {t}', 'drive to the {t}', 'move to the {t}', 'navigate to the {t}',
@@ -157,8 +201,14 @@ SUFFIXES = ('', '', '', '', ' please', ' now', '.', '!')
 
 
 def target_words(rng: np.random.Generator, color: str, shape: str) -> str:
-    """'<colour> <shape>', usually canonical, sometimes a synonym."""
-    colors, shapes = COLOR_SYNONYMS.get(color, (color,)), SHAPE_SYNONYMS.get(shape, (shape,))
+    """'<colour> <shape>', usually canonical, sometimes a synonym of the shape's family.
+
+    A 2D rectangle keeps vocabulary.py's synonyms, 'box' among them (2D wordings are what
+    they were): "grey box" parses to a cube, which the 2D arena's find() maps back to its
+    rectangle. Every 3D wording parses back to its own shape.
+    """
+    colors = COLOR_SYNONYMS.get(color, (color,))
+    shapes = SHAPE_SYNONYMS_3D.get(shape) or SHAPE_SYNONYMS.get(shape, (shape,))
     c = colors[rng.integers(len(colors))] if rng.random() < 0.3 else color
     s = shapes[rng.integers(len(shapes))] if rng.random() < 0.2 else shape
     return f'{c} {s}'

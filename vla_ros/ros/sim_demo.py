@@ -61,8 +61,9 @@ class SimConsole(Node):
             self.counts['arenas'] += 1
             shapes = event['shapes']
             self._print(f"[sim]      arena {event['seed']}: {', '.join(shapes)}")
-            self.pending = [f'go to the {shapes[0]}', f'turn towards the {shapes[-1]}',
-                            f'go to the {shapes[1]}']
+            targets = event.get('targets', shapes)   # 3D: palette objects, not clutter
+            self.pending = [f'go to the {targets[0]}', f'turn towards the {targets[-1]}',
+                            f'go to the {targets[1]}']
             self.current = None
         else:
             what = event.get('shape', 'a wall')

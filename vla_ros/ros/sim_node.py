@@ -165,9 +165,8 @@ class SimNode(Node):
             self._touching_wall = False
             arena = {'seed': self.world.seed, 'world': self.p['world'],
                      'shapes': [s.name for s in self.world.shapes]}
-            if self.is_3d:   # names the instruction language knows, for palette objects
-                arena['targets'] = [f'{s.color} {s.word}' for s in self.world.shapes
-                                    if s.word is not None]
+            if self.is_3d:   # what instructions can name: the palette objects
+                arena['targets'] = [s.name for s in self.world.shapes if not s.clutter]
                 self._camera_info = self.world.camera_info(self.p['image_width'],
                                                            self.p['image_height'])
                 stamp = self.get_clock().now().to_msg()

@@ -2,7 +2,12 @@
 
     vla-ros sim-eval --episodes 200 --json                 # the model, held-out arenas
     vla-ros sim-eval --episodes 200 --policy expert --json
+    vla-ros sim-eval --world 3d --held-out-style --policy expert --json   # MuJoCo arena
     vla-ros sim-record --out episode.gif --instruction "go to the red circle" --seed 1000003
+    vla-ros sim-record --world 3d --out episode3d.gif --policy expert
+
+--world 2d (the default, what the shipped model is trained on) or 3d (the MuJoCo arena,
+sim3d/world3d.py); --held-out-style (3d only) renders it in looks no demonstration uses.
 """
 import json
 import os
@@ -11,7 +16,8 @@ import cv2
 import numpy as np
 
 from ..control.instructions import InstructionRefused, KINDS
-from .evaluate import EVAL_SEED_START, evaluate, ExpertPolicy, ModelPolicy, run_episode
+from .evaluate import (EVAL_SEED_START, evaluate, ExpertPolicy, make_world, ModelPolicy,
+                       palette, run_episode, WORLDS)
 from .render import render_overview
 
 
@@ -39,21 +45,33 @@ def _common(p):
                         'it is fresh, else torch)')
     p.add_argument('--time-limit', dest='time_limit', type=float, default=30.0,
                    help='seconds of simulated time per episode (default 30)')
+    p.add_argument('--world', choices=WORLDS, default='2d',
+                   help='2d: the flat arena and its top-down camera (default); 3d: the MuJoCo '
+                        "arena and the robot's perspective camera")
+    p.add_argument('--held-out-style', dest='held_out_style', action='store_true',
+                   help='with --world 3d: textures and lighting no demonstration uses')
+
+
+def _check_world(args):
+    if args.held_out_style and args.world != '3d':
+        raise SystemExit('error: --held-out-style needs --world 3d (styles are 3D looks)')
 
 
 def cmd_sim_eval(args):
     kinds = tuple(args.kinds)
     if 'stop' in kinds:
         raise SystemExit('error: --kinds: stop episodes have nothing to evaluate')
+    _check_world(args)
     policy, checkpoint, backend = _policy(args)
     report = evaluate(policy, args.episodes, args.seed_start, kinds, args.held_out_wordings,
-                      args.time_limit)
+                      args.time_limit, world=args.world, held_out_style=args.held_out_style)
     report.update(policy=args.policy, checkpoint=checkpoint, backend=backend)
     if args.json:
         print(json.dumps(report, indent=1))
         return
+    style = ', held-out style' if args.held_out_style else ''
     print(f"{args.policy}: success {report['success_rate']:.3f} over {report['episodes']} "
-          f"episodes (seeds from {args.seed_start}), median time to goal "
+          f"{args.world} episodes{style} (seeds from {args.seed_start}), median time to goal "
           f"{report['median_time_to_goal_s']} s, wrong target {report['wrong_target_rate']:.3f},"
           f" collisions {report['collision_rate']:.3f}")
 
@@ -73,11 +91,23 @@ def add_sim_eval(sub):
     p.set_defaults(func=cmd_sim_eval)
 
 
+def _overview_3d(world, size: int, instruction: str, status: str) -> np.ndarray:
+    """World3D's top-down view (target ringed) with render_overview's captions."""
+    img = world.overview(size, 'top')
+    for text, y in ((f't={world.time:5.1f}s  {instruction}', 16), (status, size - 7)):
+        band = img[y - 13:y + 5]
+        band[:] = band // 3   # a dark band under white text: readable on any floor
+        cv2.putText(img, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return img
+
+
 def side_by_side(world, frame, instruction, action, height: int = 320) -> np.ndarray:
     """Egocentric frame (scaled up) beside the overview, with the action, RGB uint8."""
     linear, angular, done = action
     status = f'linear {linear:+.2f}  angular {angular:+.2f}  done {done:.2f}'
-    overview = render_overview(world, height, instruction, status)
+    draw = _overview_3d if hasattr(world, 'overview') else render_overview
+    overview = draw(world, height, instruction, status)
     camera = cv2.resize(frame, (height, height), interpolation=cv2.INTER_NEAREST)
     return np.hstack([camera, overview])
 
@@ -109,21 +139,26 @@ def write_video(path: str, frames, fps: float) -> None:
 def cmd_sim_record(args):
     if os.path.splitext(args.out)[1].lower() not in ('.gif', '.mp4'):
         raise SystemExit(f'error: {args.out}: use a .gif or .mp4 file name')
+    _check_world(args)
     policy = _policy(args)[0]
     frames = []
     try:
         result = run_episode(policy, args.seed, args.kind, time_limit=args.time_limit,
                              instruction=args.instruction,
-                             on_step=lambda *a: frames.append(side_by_side(*a)))
+                             on_step=lambda *a: frames.append(side_by_side(*a)),
+                             world=args.world, held_out_style=args.held_out_style)
     except InstructionRefused as e:
-        from .world import World
-        shapes = ', '.join(s.name for s in World.random(args.seed).shapes)
+        arena = make_world(args.seed, args.world, args.held_out_style)
+        shapes = ', '.join(arena.shapes[i].name for i in palette(arena))
+        if hasattr(arena, 'close'):
+            arena.close()
         raise SystemExit(f'error: {e} (arena {args.seed} has: {shapes})')
     frames += [frames[-1]] * 10   # hold the last frame for a second
     write_video(args.out, frames, fps=10)
     print(json.dumps({'out': args.out, 'frames': len(frames), 'seed': args.seed,
                       'instruction': result.instruction, 'success': result.success,
-                      'time_s': result.time_s, 'policy': args.policy}))
+                      'time_s': result.time_s, 'policy': args.policy, 'world': args.world,
+                      'held_out_style': args.held_out_style}))
 
 
 def add_sim_record(sub):

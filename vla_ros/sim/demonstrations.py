@@ -1,16 +1,20 @@
 """Behaviour-cloning samples for the action head: (camera frame, instruction) -> the
 expert's (linear, angular, done).
 
-    batch = sample_batch(np.random.default_rng(0), 256)
-    batch['images']        uint8 (n, S, S, 3) RGB egocentric frames (render_camera)
+    batch = sample_batch(np.random.default_rng(0), 256)                 # 2D arena
+    batch = sample_batch(np.random.default_rng(0), 256, 96, world='3d')  # MuJoCo arena
+    batch['images']        uint8 (n, S, S, 3) RGB egocentric frames (2D: render_camera,
+                           3D: World3D.render)
     batch['instructions']  list of n str
     batch['velocity']      float32 (n, 2): linear, angular as fractions of the maximum
                            speeds, in [-1, 1] (positive angular = turn left)
     batch['done']          float32 (n,): 1 where the goal is reached (stop: always 1)
     batch['phase']         list of n str: search | far | near | turn | done | stop | decoy
-    batch['target_uv']     float32 (n, 2): where the target's icon is centred in the image
-                           (u, v as fractions of width, height); meaningful where
-    batch['target_seen']   float32 (n,) is 1 (in view, and the instruction names it)
+    batch['target_uv']     float32 (n, 2): where the target is in the image (u, v as
+                           fractions of width, height; 2D: its icon's centre, 3D: the
+                           centroid of its segmentation mask); meaningful where
+    batch['target_seen']   float32 (n,) is 1 (in view, and the instruction names it; 3D:
+                           its mask covers at least captions.min_pixels_for the frame)
 
 States come from the expert's own rollouts with noisy execution (random per-episode noise
 level, plus occasional multi-step drifts), from perturbed copies of those states, and,
@@ -28,15 +32,22 @@ the right colour fails its episode (the commonest failure of earlier checkpoints
 Samples are balanced over instruction kinds (KIND_MIX) and phases (PHASE_MIX); wordings
 come from the train templates, or the held-out ones with held_out=True. Worlds use seeds
 below evaluate.EVAL_SEED_START, so evaluation arenas are never trained on.
+
+`world='3d'` draws the arenas from World3D.random in training styles only (never a
+held-out style) and names targets with their 3D shape words; its specifics (frames,
+target_uv, closing the render contexts) are in sim3d/demonstrations3d.py. Everything
+else here reads only the worlds' shared interface.
 """
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from ..control.instructions import Goal, instruction_text
-from .expert import expert_action, FACE_TOLERANCE
-from .render import camera_point, in_view, render_camera
+from .evaluate import camera_frame, IMAGE_SIZES, palette, WORLDS
+from .expert import expert_action, FACE_TOLERANCE, target_in_view
+from .render import camera_point
 from .world import MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE, World
 
 TRAIN_SEEDS = 1_000_000           # world seeds in [0, TRAIN_SEEDS); evaluation starts there
@@ -46,6 +57,9 @@ PHASE_MIX = {'goto': {'search': 0.1, 'far': 0.35, 'near': 0.25, 'done': 0.2, 'de
              'stop': {'stop': 1.0}}
 NEAR_GAP = 1.0                    # m: "near" the target below this gap
 SAMPLES_PER_WORLD = 8             # consecutive samples share an arena (rollouts cost time)
+# A learner's rollout renders a frame per step for the learner to drive by, so its arenas
+# give more samples each (the rollout is most of a DAgger batch's cost).
+DRIVEN_SAMPLES_PER_WORLD = 24
 ROLLOUT_STEPS = 60                # 6 s of the expert's rollouts: the far and near phases
 DRIVEN_ROLLOUT_STEPS = 120        # a learner's (DAgger): long enough to reach the goal
 
@@ -59,7 +73,7 @@ def phase_of(world: World, goal: Goal, target) -> str:
     """Which part of the task the robot is in at the world's current pose."""
     if goal.kind == 'stop':
         return 'stop'
-    if not in_view(world, target):
+    if not target_in_view(world, target):
         return 'search'
     if goal.kind == 'face':
         return 'done' if abs(world.bearing(target)) <= FACE_TOLERANCE else 'turn'
@@ -76,8 +90,8 @@ class Arena:
     instruction: str        # the drive goal's wording, for a learner driving the rollout
 
 
-def _arena(rng, driver=None) -> Arena:
-    world = World.random(int(rng.integers(TRAIN_SEEDS)))
+def _arena(rng, driver=None, make_world=World.random) -> Arena:
+    world = make_world(int(rng.integers(TRAIN_SEEDS)))
     s = world.shapes[world.target]
     goal = Goal(_pick(rng, KIND_MIX), s.color, s.shape)
     drive_goal = goal if goal.kind != 'stop' else Goal('goto', s.color, s.shape)
@@ -85,7 +99,7 @@ def _arena(rng, driver=None) -> Arena:
                  instruction_text(rng, drive_goal) if driver is not None else '')
 
 
-def _rollouts(arenas, rng, driver=None):
+def _rollouts(arenas, rng, driver=None, image_size: int = 64):
     """Per arena, the poses visited while the expert (or `driver`) drives with noise.
 
     All arenas advance in lock step so a learner `driver(frames, instructions) ->
@@ -104,7 +118,7 @@ def _rollouts(arenas, rng, driver=None):
             p = arenas[i].world.pose
             poses[i].append(Pose(p.x, p.y, p.theta))
         if driver is not None:
-            actions = driver([render_camera(arenas[i].world) for i in live],
+            actions = driver([camera_frame(arenas[i].world, image_size) for i in live],
                              [arenas[i].instruction for i in live])
         else:
             actions = [expert_action(arenas[i].world, arenas[i].drive_goal,
@@ -120,7 +134,9 @@ def _rollouts(arenas, rng, driver=None):
             if drift_steps[i]:
                 (linear, angular), drift_steps[i] = drift[i], drift_steps[i] - 1
             linear, angular = np.clip([linear, angular] + rng.normal(0, sigma[i], size=2), -1, 1)
-            arenas[i].world.step(linear * MAX_LINEAR, angular * MAX_ANGULAR)
+            world = arenas[i].world
+            # World3D glides (no physics: states only, ~10x cheaper; labels are the expert's)
+            getattr(world, 'glide', world.step)(linear * MAX_LINEAR, angular * MAX_ANGULAR)
             still.append(i)
         live = still
     return poses
@@ -136,7 +152,7 @@ def _decoy(world: World, target: int, rng) -> Pose:
     """A pose within reach of, and facing, a distractor; one that shares the target's
     colour or shape when there is one."""
     s = world.shapes[target]
-    others = [j for j in range(len(world.shapes)) if j != target]
+    others = [j for j in palette(world) if j != target]   # (clutter is never a look-alike)
     alike = [j for j in others if world.shapes[j].color == s.color
              or world.shapes[j].shape == s.shape]
     j = int(rng.choice(alike or others))
@@ -200,30 +216,54 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
         yield world, goal, target, label, instruction_text(rng, goal, held_out)
 
 
-def sample_batch(rng: np.random.Generator, n: int, image_size: int = 64,
-                 held_out: bool = False, driver=None) -> dict:
-    """n behaviour-cloning samples (see the module docstring for the fields)."""
+def _target_uv_2d(world: World, target: int, size: int):
+    """(u, v) of the target's icon centre in the 2D camera image, or None if not drawn."""
+    if not target_in_view(world, target):
+        return None
+    u, v, _ = camera_point(*world.ego(target))
+    return (u, v) if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0 else None
+
+
+def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = None,
+                 held_out: bool = False, driver=None, world: str = '2d') -> dict:
+    """n behaviour-cloning samples (see the module docstring for the fields) from `world`
+    arenas ('2d' or '3d'), frames image_size square (default: 64 in 2D, 96 in 3D)."""
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+    image_size = image_size or IMAGE_SIZES[world]
+    if world == '3d':
+        from ..sim3d import demonstrations3d as backend   # MuJoCo only when asked for
+        make_world, target_uv_of = backend.training_world, backend.target_uv
+    else:
+        make_world, target_uv_of = World.random, _target_uv_2d
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     velocity = np.empty((n, 2), np.float32)
     done = np.empty(n, np.float32)
     target_uv = np.zeros((n, 2), np.float32)
     target_seen = np.zeros(n, np.float32)
     instructions, phases = [], []
-    arenas = [_arena(rng, driver) for _ in range(-(-n // SAMPLES_PER_WORLD))]
-    i = 0
-    for arena, poses in zip(arenas, _rollouts(arenas, rng, driver)):
-        k = min(SAMPLES_PER_WORLD, n - i)
-        for world, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out):
-            linear, angular, d = expert_action(world, goal, target)
-            images[i] = render_camera(world, image_size)
-            velocity[i] = linear, angular
-            done[i] = d
-            if goal.kind != 'stop' and in_view(world, target):
-                u, v, _ = camera_point(*world.ego(target))
-                if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0:
-                    target_uv[i], target_seen[i] = (u, v), 1.0
-            instructions.append(text)
-            phases.append(phase)
-            i += 1
+    per_world = SAMPLES_PER_WORLD if driver is None else DRIVEN_SAMPLES_PER_WORLD
+    arenas = [_arena(rng, driver, make_world) for _ in range(-(-n // per_world))]
+    try:
+        i = 0
+        for arena, poses in zip(arenas, _rollouts(arenas, rng, driver, image_size)):
+            k = min(per_world, n - i)
+            for w, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out):
+                linear, angular, d = expert_action(w, goal, target)
+                images[i] = camera_frame(w, image_size)
+                velocity[i] = linear, angular
+                done[i] = d
+                uv = target_uv_of(w, target, image_size) if goal.kind != 'stop' else None
+                if uv is not None:
+                    target_uv[i], target_seen[i] = uv, 1.0
+                instructions.append(text)
+                phases.append(phase)
+                i += 1
+            if hasattr(arena.world, 'close'):   # World3D: free its render context now
+                arena.world.close()
+    finally:
+        for arena in arenas:
+            if hasattr(arena.world, 'close'):
+                arena.world.close()
     return {'images': images, 'instructions': instructions, 'velocity': velocity,
             'done': done, 'phase': phases, 'target_uv': target_uv, 'target_seen': target_seen}

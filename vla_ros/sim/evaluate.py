@@ -5,11 +5,18 @@ velocities as fractions of the robot's maximum speeds (like InferenceEngine.act)
 `done` a probability. If it has a `reset(world)` method, that is called at the start of
 every episode (the expert uses it to see the world; a camera policy needs nothing).
 
-An episode ends when the policy says done (>= 0.5), touches a distractor, or runs out
-of time. It succeeds when, at the moment the policy says done, the goal holds (goto:
-within reach of the named target; face: the target within FACE_SUCCESS of straight
-ahead) and no other shape was touched. Episodes use seeds >= EVAL_SEED_START, which
-the demonstration generator never uses.
+An episode ends when the policy says done (>= 0.5), touches anything but its target,
+or runs out of time. It succeeds when, at the moment the policy says done, the goal holds
+(goto: within reach of the named target; face: the target within FACE_SUCCESS of straight
+ahead) and nothing else was touched. Episodes use seeds >= EVAL_SEED_START, which the
+demonstration generator never uses.
+
+Two arenas (`world`): '2d' (sim/world.py, the top-down camera of render.py, 64 px frames
+by default) and '3d' (sim3d/world3d.py: MuJoCo, the robot's perspective camera, 96 px
+frames by default, 3 to 7 distractors plus 0 to 3 clutter items against the walls, in
+training looks or, with held_out_style, in looks no demonstration uses). Touching clutter
+or a wall is a collision; only palette objects (what an instruction can name) count for
+a wrong target.
 """
 import math
 import time
@@ -25,6 +32,9 @@ from .expert import expert_action, FACE_TOLERANCE
 from .render import render_camera
 from .world import MAX_ANGULAR, MAX_LINEAR, REACH_DISTANCE, World
 
+WORLDS = ('2d', '3d')
+IMAGE_SIZES = {'2d': 64, '3d': 96}     # px, default frame side per arena
+EVAL_OBJECTS_3D = (4, 8)               # palette objects in a 3D episode: 3..7 distractors
 EVAL_SEED_START = 1_000_000
 TIME_LIMIT_S = 30.0
 REACH_SUCCESS = REACH_DISTANCE + 0.1   # m: a little slack over the expert's own "done"
@@ -42,17 +52,27 @@ class EpisodeResult:
     done_said: bool            # the policy declared done before the time limit
     reached: Optional[bool]    # came within REACH_SUCCESS of the target at some point (goto)
     wrong_target: bool         # touched a distractor, or said done at one instead
-    collision: bool            # touched a distractor or a wall
-    distractors: int
+    collision: bool            # touched a distractor, a clutter item or a wall
+    distractors: int           # palette objects other than the target
+    clutter: int = 0           # clutter items (3D)
 
 
 class ExpertPolicy:
-    """The privileged expert behind the policy interface (reads the world, not the frame)."""
+    """The privileged expert behind the policy interface (reads the world, not the frame).
+
+    It parses instructions as the robot would; run_episode, which knows what its own
+    instruction means, also tells it the goal (`reset(world, goal, text)`), so the
+    reference row measures driving, not the parser's vocabulary.
+    """
 
     name = 'expert'
+    needs_frames = False       # run_episode need not render for it
+    takes_goal = True          # run_episode passes reset() the episode's goal and text
 
-    def reset(self, world: World):
+    def reset(self, world, goal: Optional[Goal] = None, instruction: Optional[str] = None):
         self.world, self._parsed = world, {}
+        if goal is not None and instruction is not None:
+            self._parsed[instruction] = goal, ground(goal, world)
 
     def __call__(self, frame, instruction: str):
         if instruction not in self._parsed:
@@ -69,18 +89,48 @@ class ModelPolicy:
 
     def __init__(self, engine):
         self.engine = engine
+        self.image_size = getattr(engine, 'image_size', None)   # frames it was trained on
 
     def __call__(self, frame, instruction: str):
         r = self.engine.act(frame, instruction)
         return r.linear, r.angular, r.done
 
 
-def episode_goal(seed: int, kind: str = 'goto', held_out: bool = False):
-    """(world, Goal, instruction text) of evaluation episode `seed`."""
-    world = World.random(seed)
-    target = world.shapes[world.target]
+def make_world(seed: int, world: str = '2d', held_out_style: bool = False):
+    """The arena of evaluation episode `seed`: a 2D World or a World3D (close() it)."""
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+    if world == '2d':
+        if held_out_style:
+            raise ValueError('held-out styles are looks of the 3D arena (world=3d)')
+        return World.random(seed)
+    from ..sim3d.world3d import World3D   # MuJoCo only when a 3D arena is asked for
+    n = int(np.random.default_rng([seed, 2]).integers(EVAL_OBJECTS_3D[0],
+                                                      EVAL_OBJECTS_3D[1] + 1))
+    return World3D.random(seed, n_objects=n, held_out_style=held_out_style)
+
+
+def camera_frame(world, size: int) -> np.ndarray:
+    """The robot camera's (size, size, 3) uint8 RGB frame: World3D.render or the 2D
+    top-down view (render.render_camera)."""
+    if hasattr(world, 'render'):
+        return world.render(size, size)
+    return render_camera(world, size)
+
+
+def palette(world) -> list:
+    """Indices of the shapes an instruction can name (clutter items left out)."""
+    return [i for i, s in enumerate(world.shapes) if not getattr(s, 'clutter', False)]
+
+
+def episode_goal(seed: int, kind: str = 'goto', held_out: bool = False, world: str = '2d',
+                 held_out_style: bool = False):
+    """(world, Goal, instruction text) of evaluation episode `seed`. The goal names the
+    target's shape in the arena's own words (3D: sphere, cube, pyramid...)."""
+    arena = make_world(seed, world, held_out_style)
+    target = arena.shapes[arena.target]
     goal = Goal(kind, target.color, target.shape)
-    return world, goal, instruction_text(np.random.default_rng([seed, 1]), goal, held_out)
+    return arena, goal, instruction_text(np.random.default_rng([seed, 1]), goal, held_out)
 
 
 def _at_goal(world: World, goal: Goal, target: int) -> bool:
@@ -90,33 +140,54 @@ def _at_goal(world: World, goal: Goal, target: int) -> bool:
 
 
 def _at_distractor(world: World, goal: Goal, target: int) -> bool:
-    others = [j for j in range(len(world.shapes)) if j != target]
+    others = [j for j in palette(world) if j != target]
     if goal.kind == 'face':
         return any(abs(world.bearing(j)) <= FACE_SUCCESS for j in others) and \
             not _at_goal(world, goal, target)
     return any(world.gap(j) <= REACH_SUCCESS for j in others)
 
 
+def image_size_for(policy, world: str = '2d') -> int:
+    """The frame side a policy sees: its own (ModelPolicy: the model's), else the arena's
+    default (IMAGE_SIZES)."""
+    return getattr(policy, 'image_size', None) or IMAGE_SIZES[world]
+
+
 def run_episode(policy, seed: int, kind: str = 'goto', held_out: bool = False,
-                time_limit: float = TIME_LIMIT_S, image_size: int = 64,
-                instruction: str = None, on_step=None) -> EpisodeResult:
-    """One closed-loop episode in arena `seed`.
+                time_limit: float = TIME_LIMIT_S, image_size: Optional[int] = None,
+                instruction: str = None, on_step=None, world: str = '2d',
+                held_out_style: bool = False) -> EpisodeResult:
+    """One closed-loop episode in arena `seed` of `world` ('2d' or '3d').
 
     The instruction is a random wording of `kind` about the arena's target, or
     `instruction` (raises InstructionRefused if it does not parse or ground there).
     `on_step(world, frame, instruction, (linear, angular, done))` sees every step.
+    Frames are image_size square (default: image_size_for(policy, world)).
     """
-    world, goal, text = episode_goal(seed, kind, held_out)
-    if instruction is not None:
-        goal, text = parse_instruction(instruction), instruction
-    target = world.target = ground(goal, world)
-    if goal.kind == 'stop':
-        raise InstructionRefused('a stop episode has nothing to evaluate')
-    if hasattr(policy, 'reset'):
+    arena, goal, text = episode_goal(seed, kind, held_out, world, held_out_style)
+    try:
+        if instruction is not None:
+            goal, text = parse_instruction(instruction), instruction
+        target = arena.target = ground(goal, arena)
+        if goal.kind == 'stop':
+            raise InstructionRefused('a stop episode has nothing to evaluate')
+        return _drive(policy, arena, goal, text, target, time_limit,
+                      image_size or image_size_for(policy, world), on_step)
+    finally:
+        if hasattr(arena, 'close'):   # World3D: free its render context
+            arena.close()
+
+
+def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
+           image_size: int, on_step) -> EpisodeResult:
+    if getattr(policy, 'takes_goal', False):
+        policy.reset(world, goal, text)
+    elif hasattr(policy, 'reset'):
         policy.reset(world)
+    render = on_step is not None or getattr(policy, 'needs_frames', True)
     done_said = reached = False
     for _ in range(round(time_limit / world.dt)):
-        frame = render_camera(world, image_size)
+        frame = camera_frame(world, image_size) if render else None
         linear, angular, done = policy(frame, text)
         if on_step is not None:
             on_step(world, frame, text, (linear, angular, done))
@@ -125,27 +196,34 @@ def run_episode(policy, seed: int, kind: str = 'goto', held_out: bool = False,
             break
         world.step(*safe_velocity(linear, angular, LIMITS))
         reached = reached or world.gap(target) <= REACH_SUCCESS
-        if world.touched - {target}:
+        if world.touched - {target}:   # a distractor or a clutter item
             break
+    objects = palette(world)
     touched_other = bool(world.touched - {target})
     at_goal = done_said and _at_goal(world, goal, target)
-    wrong = touched_other or (done_said and not at_goal and _at_distractor(world, goal, target))
-    return EpisodeResult(seed, text, goal.kind, at_goal and not touched_other,
+    wrong = bool(world.touched & (set(objects) - {target})) or \
+        (done_said and not at_goal and _at_distractor(world, goal, target))
+    return EpisodeResult(world.seed, text, goal.kind, at_goal and not touched_other,
                          round(world.time, 2), done_said,
                          reached if goal.kind == 'goto' else None, wrong,
-                         touched_other or world.wall_hits > 0, len(world.shapes) - 1)
+                         touched_other or world.wall_hits > 0, len(objects) - 1,
+                         len(world.shapes) - len(objects))
 
 
 def evaluate(policy, episodes: int = 200, seed_start: int = EVAL_SEED_START,
              kinds=('goto',), held_out: bool = False, time_limit: float = TIME_LIMIT_S,
-             image_size: int = 64) -> dict:
-    """Run `episodes` episodes (kinds in turn) and summarise them."""
+             image_size: Optional[int] = None, world: str = '2d',
+             held_out_style: bool = False) -> dict:
+    """Run `episodes` episodes (kinds in turn) in `world` arenas and summarise them."""
+    size = image_size or image_size_for(policy, world)
     start = time.perf_counter()
     results = [run_episode(policy, seed_start + k, kinds[k % len(kinds)], held_out,
-                           time_limit, image_size) for k in range(episodes)]
+                           time_limit, size, world=world, held_out_style=held_out_style)
+               for k in range(episodes)]
     return summarize(results, time.perf_counter() - start) | {
         'seed_start': seed_start, 'kinds': list(kinds), 'held_out_wordings': held_out,
-        'time_limit_s': time_limit}
+        'time_limit_s': time_limit, 'world': world, 'held_out_style': held_out_style,
+        'image_size': size}
 
 
 def _rate(flags):
@@ -156,6 +234,7 @@ def summarize(results, seconds: float = 0.0) -> dict:
     """The benchmark figures of a list of EpisodeResults (failures: the first 20)."""
     times = [r.time_s for r in results if r.success]
     counts = [r.distractors for r in results]
+    clutter = [r.clutter for r in results]
     return {
         'episodes': len(results),
         'success_rate': _rate([r.success for r in results]),
@@ -165,6 +244,7 @@ def summarize(results, seconds: float = 0.0) -> dict:
         'reached_rate': _rate([r.reached for r in results if r.reached is not None]),
         'done_rate': _rate([r.done_said for r in results]),
         'distractors': [min(counts), max(counts)] if counts else None,   # [fewest, most]
+        'clutter': [min(clutter), max(clutter)] if clutter else None,
         'seconds': round(seconds, 1),
         'failures': [asdict(r) for r in results if not r.success][:20],
     }

@@ -140,7 +140,13 @@ class World:
         return math.atan2(left, forward)
 
     def find(self, color: str, shape: str) -> Optional[int]:
-        """Index of the shape with this colour and shape, or None."""
+        """Index of the shape with this colour and shape, or None.
+
+        `shape` is a vocabulary shape or a 3D world's name for one (sphere: circle, cube:
+        rectangle, pyramid: triangle, as sim3d/scene.py's VOCAB_SHAPE); a cylinder, which
+        the 2D arena has no counterpart for, is never found.
+        """
+        shape = {'sphere': 'circle', 'cube': 'rectangle', 'pyramid': 'triangle'}.get(shape, shape)
         for i, s in enumerate(self.shapes):
             if (s.color, s.shape) == (color, shape):
                 return i

@@ -217,8 +217,26 @@ class World3D:
         d = math.hypot(forward, left)
         if forward <= 0 or d <= self.shapes[i].radius:
             return d <= self.shapes[i].radius
-        half = math.atan(aspect * math.tan(math.radians(CAMERA_FOVY) / 2))
+        half = self.view_half_angle(aspect)
         return abs(math.atan2(left, forward)) - math.asin(self.shapes[i].radius / d) < half
+
+    @staticmethod
+    def view_half_angle(aspect: float = 1.0) -> float:
+        """Half the camera's horizontal field of view (rad) for images of this aspect
+        (width / height; the vertical field of view is CAMERA_FOVY at any size)."""
+        return math.atan(aspect * math.tan(math.radians(CAMERA_FOVY) / 2))
+
+    def image_point(self, i: int, width: int = 96, height: int = 96):
+        """Where the centre of object i's solid (x, y, height / 2) projects in a width x
+        height camera image: (u, v) as fractions of the width and height (0, 0 the top-left
+        corner, as the captions' mask centroids), outside [0, 1] when it falls beside the
+        image; None when it is not in front of the camera. Ignores occlusion."""
+        position, rotation = self.camera_pose()
+        point = rotation.T @ (np.asarray(self.shapes[i].centre, float) - position)  # optical
+        if point[2] <= 1e-6:
+            return None
+        u, v = (self.camera_info(width, height)['K'] @ point)[:2] / point[2]
+        return (float(u) + 0.5) / width, (float(v) + 0.5) / height   # pixel centres at +0.5
 
     # -- motion --------------------------------------------------------------------------------
     def step(self, linear: float, angular: float) -> list:
@@ -259,6 +277,15 @@ class World3D:
                 self.reached.add(i)
                 events.append(('reach', i))
         return events
+
+    def glide(self, linear: float, angular: float) -> list:
+        """step() without the physics, for sampling states fast (demonstration rollouts):
+        the 2D World's exact unicycle motion, the robot placed at each new pose, a move
+        that would overlap a footprint (circle, as gap()) or a wall not made. Events as
+        World.step's: contacts are footprint overlaps here, not MuJoCo's."""
+        return World.step(self, linear, angular)
+
+    _inside_walls = World._inside_walls   # (glide's wall test)
 
     # -- camera --------------------------------------------------------------------------------
     def _renderer(self) -> SceneRenderer:

@@ -1,0 +1,87 @@
+"""Labelled robot-camera frames of the 3D arena: what the language side trains and is
+evaluated on.
+
+    for frame in labelled_frames(np.random.default_rng(0), 100):
+        frame.image       (S, S, 3) uint8 RGB, the robot camera with its sensor noise
+        frame.questions   [(question, answer, type)] about what the camera sees
+        frame.caption     the sentence naming every seen palette object (captions.py)
+        frame.seen        ('red sphere', ...) the seen objects' names, nearest first
+
+Worlds are World3D.random(seed) episodes: training draws seeds below EVAL_SEED_START
+and training styles only; evaluation takes consecutive seeds from EVAL_SEED_START, in
+training or held-out styles. A world gives `frames_per_world` frames from different
+viewpoints (making a world costs about as much as a frame): most look at one of its
+objects from 0.4-3 m with the heading jittered, so frames show one to several objects at
+every distance and position; the rest are random poses, some showing nothing at all.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..sim.world import Pose
+from .captions import caption_of, observe
+from .language import scene_questions, TYPES
+from .world3d import World3D
+
+EVAL_SEED_START = 1_000_000     # as sim/evaluate.py: seeds training never uses
+AIMED_FRACTION = 0.75           # viewpoints looking at an object (the rest: random poses)
+AIM_DISTANCE = (0.4, 3.0)       # m from the aimed-at object
+AIM_JITTER = 0.45               # rad, std of the heading around the aimed-at object
+
+
+@dataclass
+class LabelledFrame:
+    image: np.ndarray
+    questions: list
+    caption: str
+    seen: tuple
+    seed: int
+
+
+def viewpoint(world: World3D, rng: np.random.Generator) -> Pose:
+    """A free pose: usually looking at a random palette object, else anywhere."""
+    objects = world.objects
+    if objects and rng.random() < AIMED_FRACTION:
+        j = int(objects[rng.integers(len(objects))])
+        o = world.shapes[j]
+        for _ in range(20):
+            d = rng.uniform(*AIM_DISTANCE) + o.radius
+            a = rng.uniform(-math.pi, math.pi)
+            p = Pose(o.x + d * math.cos(a), o.y + d * math.sin(a), 0.0)
+            if _free(world, p):
+                p.theta = math.atan2(o.y - p.y, o.x - p.x) + rng.normal(0.0, AIM_JITTER)
+                return p
+    return world.random_free_pose(rng, clearance=0.05)
+
+
+def _free(world: World3D, p: Pose) -> bool:
+    margin = 0.2
+    if not (margin <= p.x <= world.arena - margin and margin <= p.y <= world.arena - margin):
+        return False
+    return all(world.gap(i, p) > 0.05 for i in range(len(world.shapes)))
+
+
+def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
+                    questions_per_frame: int = 8, frames_per_world: int = 4,
+                    seed_start: int = None, held_out_wordings: bool = False,
+                    held_out_style: bool = False, types=TYPES):
+    """Yield `count` LabelledFrames. With seed_start None, world seeds are drawn from the
+    training range; otherwise they are seed_start, seed_start + 1, ... (evaluation)."""
+    made, k = 0, 0
+    while made < count:
+        seed = int(rng.integers(EVAL_SEED_START)) if seed_start is None else seed_start + k
+        k += 1
+        world = World3D.random(seed, held_out_style=held_out_style)
+        try:
+            for _ in range(min(frames_per_world, count - made)):
+                world.pose = viewpoint(world, rng)
+                view = observe(world)
+                image = world.render(image_size, image_size)
+                qa = scene_questions(world, rng, questions_per_frame, held_out_wordings,
+                                     view=view, types=types) if questions_per_frame else []
+                yield LabelledFrame(image, qa, caption_of(view),
+                                    tuple(o.name for o in view.seen), seed)
+                made += 1
+        finally:
+            world.close()

@@ -1,0 +1,124 @@
+"""Text batches: images and every question (and a caption) about each of them.
+
+Three sources, mixed per step (TrainConfig): easy-VQA train images with all their
+questions plus generated paraphrases, procedural 2D scenes, and robot-camera frames of
+the 3D arena (sim3d/training_frames.py) with questions and a caption about what the
+camera really sees. Every image is brought to the model's input size.
+"""
+import numpy as np
+import torch
+
+from .. import tokenizer as tok
+from ..data.camera import camera_frame, objects_after_letterbox
+from ..data.questions import caption, generate_qa
+from ..data.scenes import random_scene, render
+from ..preprocess import to_model_input
+
+SHORT_SEQUENCE = 20   # tokens: questions go in one padded group, longer captions in another
+
+
+def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
+    """-> (input ids, labels): labels are -100 on the prompt, the target + <eos> after it."""
+    tail = [tok.ANSWER] if prompt_token == tok.QUESTION else []
+    p = [prompt_token] + tokenizer.encode(prompt) + tail
+    t = tokenizer.encode(target) + [tok.EOS]
+    full = p + t
+    labels = [-100] * (len(p) - 1) + t
+    return full[:-1], labels
+
+
+class BatchMaker:
+    """Assembles (images, token ids, labels, image index per sequence) for one step."""
+
+    def __init__(self, cfg, tokenizer, split, train_rows, rng, image_size: int = 64):
+        self.cfg, self.tokenizer, self.split, self.rng = cfg, tokenizer, split, rng
+        self.train_rows, self.image_size = train_rows, image_size
+        self._frames3d = None   # generator of 3D arena frames, started on first use
+        self.questions_by_image = [[] for _ in range(len(split.images))]
+        for q, a, i in split.questions:
+            self.questions_by_image[i].append((q, a))
+        self.order, self.cursor = [], 0
+
+    def _next_easy_vqa(self):
+        if self.cursor >= len(self.order):
+            self.order, self.cursor = self.rng.permutation(self.train_rows), 0
+        i = self.order[self.cursor]
+        self.cursor += 1
+        return i
+
+    def _questions(self, objects, n, families=None):
+        """n generated questions; a few get a made-up word the model must learn to ignore."""
+        out = []
+        for q, a, _family in generate_qa(objects, self.rng, n, families=families):
+            if self.rng.random() < self.cfg.unknown_word_prob:
+                words = q.split(' ')
+                junk = ''.join(self.rng.choice(list('bcdfghklmnprstvz'), self.rng.integers(3, 8)))
+                words.insert(int(self.rng.integers(len(words) + 1)), junk + 'o')
+                q = ' '.join(words)
+            out.append((tok.QUESTION, q, a))
+        return out
+
+    def _augment(self, img, objects):
+        """Sometimes turn the image into a small camera-like frame, letterboxed back to a
+        square; the objects move and shrink with it, so captions and positions stay true."""
+        if self.rng.random() >= self.cfg.camera_augment_prob:
+            return img, objects
+        width = int(self.rng.integers(64, 112))
+        left = int(self.rng.integers(0, width - 64 + 1))
+        frame = camera_frame(img, self.rng, width=width, height=64, left=left)
+        return to_model_input(frame), objects_after_letterbox(objects, width, 64, left)
+
+    def make(self):
+        images, seqs = [], []
+        for _ in range(self.cfg.easy_vqa_images_per_step):
+            i = self._next_easy_vqa()
+            img, objects = self._augment(self.split.images[i], self.split.objects[i])
+            pairs = [(tok.QUESTION, q, a) for q, a in self.questions_by_image[i]]
+            pairs += self._questions(objects, self.cfg.paraphrases_per_image)
+            # position is learnt late from captions alone: ask where the shape is, too
+            pairs += self._questions(objects, self.cfg.where_per_image, families=['where'])
+            pairs.append((tok.CAPTION, '', caption(objects)))
+            seqs += [(len(images), p) for p in pairs]
+            images.append(img)
+        for k in range(self.cfg.scene_images_per_step):
+            many = k % 2 == 1   # half easy-VQA-like single shapes, half richer scenes
+            scene = random_scene(self.rng, self.cfg.max_scene_objects if many else 1,
+                                 varied_background=many)
+            img, objects = self._augment(render(scene), scene.objects)
+            pairs = self._questions(objects, self.cfg.scene_questions_per_image)
+            pairs.append((tok.CAPTION, '', caption(objects)))
+            seqs += [(len(images), p) for p in pairs]
+            images.append(img)
+        for frame in self._frames_3d(self.cfg.scene3d_images_per_step):
+            pairs = [(tok.QUESTION, q, a) for q, a, _type in frame.questions]
+            pairs.append((tok.CAPTION, '', frame.caption))
+            seqs += [(len(images), p) for p in pairs]
+            images.append(frame.image)
+        images = [to_model_input(img, self.image_size) for img in images]
+        encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
+        # two length buckets (questions, long captions) so short rows are not padded to 30
+        short = [e for e in encoded if len(e[1][0]) <= SHORT_SEQUENCE]
+        long = [e for e in encoded if len(e[1][0]) > SHORT_SEQUENCE]
+        groups = [self._pad(g) for g in (short, long) if g]
+        return torch.from_numpy(np.stack(images)), groups
+
+    def _frames_3d(self, n: int):
+        """n labelled frames of the 3D arena (training seeds and styles)."""
+        if n <= 0:
+            return []
+        if self._frames3d is None:
+            from ..sim3d.training_frames import labelled_frames
+            self._frames3d = labelled_frames(self.rng, 1 << 62, self.image_size,
+                                             self.cfg.scene3d_questions_per_image)
+        return [next(self._frames3d) for _ in range(n)]
+
+    @staticmethod
+    def _pad(encoded):
+        """[(image index, (ids, labels))] -> (ids, labels, image index) tensors."""
+        length = max(len(x) for _, (x, _) in encoded)
+        ids = torch.full((len(encoded), length), tok.PAD, dtype=torch.long)
+        labels = torch.full((len(encoded), length), -100, dtype=torch.long)
+        for row, (_, (x, y)) in enumerate(encoded):
+            ids[row, :len(x)] = torch.tensor(x)
+            labels[row, :len(y)] = torch.tensor(y)
+        return ids, labels, torch.tensor([i for i, _ in encoded])
