@@ -12,7 +12,7 @@ from vla_ros.training.recipe import Recipe, run_recipe, stage_configs
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPS = {'easy_vqa_images_per_step': 3, 'scene_images_per_step': 2,
         'scene3d_images_per_step': 2, 'action_samples_per_step': 8, 'val_images': 6,
-        'val_scene3d_images': 2}
+        'val_scene3d_images': 2, 'scene3d_pool': 6}
 TINY_EVALUATION = {'easy_vqa': False, 'scene3d_frames': 4, 'scene3d_held_out_style_frames': 2,
                    'sim_episodes': 1, 'held_out_style_episodes': 0, 'face_episodes': 1,
                    'expert_episodes': 1, 'bench_runs': 3, 'threads': 1}

@@ -42,3 +42,15 @@ def test_named_objects_reads_colour_shape_pairs():
     assert named_objects('a red sphere on the left, a gray cube in the center and a blue '
                          'pyramid on the right') == {'red sphere', 'gray cube', 'blue pyramid'}
     assert named_objects('nothing but the floor and walls') == set()
+
+
+def test_a_frame_pool_renders_once_and_asks_new_questions_each_draw():
+    from vla_ros.sim3d.training_frames import FramePool
+    pool = FramePool(np.random.default_rng(2), 3)
+    first = pool.draw(30)
+    assert len(pool.frames) == 3 and {f.seed for f in first} <= {f.seed for f in pool.frames}
+    again = [f for f in first if f.image is first[0].image]
+    assert len(again) > 1, 'drawn with replacement from 3 frames'
+    assert len({tuple(f.questions) for f in again}) > 1, 'each draw asks new questions'
+    for f in first:
+        assert named_objects(f.caption) == set(f.seen) and len(f.questions) == 8

@@ -42,6 +42,9 @@ class TrainConfig:
     # questions and caption.
     scene3d_images_per_step: int = 0
     scene3d_questions_per_image: int = 8
+    # Render this many 3D frames once and draw from them (fresh questions every draw);
+    # 0 renders every frame anew.
+    scene3d_pool: int = 0
     val_scene3d_images: int = 0          # 3D frames (validation seeds) scored at each eval
     world: str = '2d'                    # the demonstrations' simulator: '2d' or '3d'
     # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..sim.world import Pose
-from .captions import caption_of, observe
+from .captions import caption_of, observe, SceneView
 from .language import scene_questions, TYPES
 from .world3d import World3D
 
@@ -37,6 +37,7 @@ class LabelledFrame:
     caption: str
     seen: tuple
     seed: int
+    view: SceneView = None      # the ground truth the questions came from
 
 
 def viewpoint(world: World3D, rng: np.random.Generator) -> Pose:
@@ -81,7 +82,33 @@ def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
                 qa = scene_questions(world, rng, questions_per_frame, held_out_wordings,
                                      view=view, types=types) if questions_per_frame else []
                 yield LabelledFrame(image, qa, caption_of(view),
-                                    tuple(o.name for o in view.seen), seed)
+                                    tuple(o.name for o in view.seen), seed, view)
                 made += 1
         finally:
             world.close()
+
+
+class FramePool:
+    """`size` rendered training frames, asked fresh questions every time one is drawn.
+
+    Rendering is most of a 3D frame's cost; a pool renders each frame once (lazily, on
+    the first draw) and training draws from it, every draw with newly sampled questions
+    about the frame's SceneView, so the model sees new questions but not new pixels.
+    """
+
+    def __init__(self, rng: np.random.Generator, size: int, image_size: int = 96,
+                 questions_per_frame: int = 8):
+        self.rng, self.size, self.image_size = rng, size, image_size
+        self.questions_per_frame = questions_per_frame
+        self.frames = []
+
+    def draw(self, n: int) -> list:
+        """n LabelledFrames drawn with replacement, each with fresh questions."""
+        if not self.frames:
+            self.frames = list(labelled_frames(self.rng, self.size, self.image_size, 0))
+        out = []
+        for k in self.rng.integers(len(self.frames), size=n):
+            f = self.frames[k]
+            qa = scene_questions(None, self.rng, self.questions_per_frame, view=f.view)
+            out.append(LabelledFrame(f.image, qa, f.caption, f.seen, f.seed, f.view))
+        return out

@@ -107,9 +107,15 @@ class BatchMaker:
         if n <= 0:
             return []
         if self._frames3d is None:
-            from ..sim3d.training_frames import labelled_frames
-            self._frames3d = labelled_frames(self.rng, 1 << 62, self.image_size,
-                                             self.cfg.scene3d_questions_per_image)
+            from ..sim3d.training_frames import FramePool, labelled_frames
+            if self.cfg.scene3d_pool:
+                self._frames3d = FramePool(self.rng, self.cfg.scene3d_pool, self.image_size,
+                                           self.cfg.scene3d_questions_per_image)
+            else:
+                self._frames3d = labelled_frames(self.rng, 1 << 62, self.image_size,
+                                                 self.cfg.scene3d_questions_per_image)
+        if self.cfg.scene3d_pool:
+            return self._frames3d.draw(n)
         return [next(self._frames3d) for _ in range(n)]
 
     @staticmethod
