@@ -226,7 +226,7 @@ def test_recorder_stores_send_times_and_the_publishers_type_hash(rclpy_init, tmp
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
-    from vla_ros.ros.bag_recorder import BagRecorder
+    from vla_ros.ros_tools.bag_recorder import BagRecorder
     topic = '/bag_format_test/image'
     node = Node('bag_format_publisher', context=rclpy_init)
     pub = node.create_publisher(Image, topic, 10)

@@ -26,9 +26,9 @@ from rclpy.serialization import deserialize_message  # noqa: E402
 from vla_ros.bag import fixtures  # noqa: E402
 from vla_ros.bag.bag_io import bag_topics, read_messages  # noqa: E402
 from vla_ros.bag.scoring import problems, summary_text  # noqa: E402
-from vla_ros.ros.bag_eval import ReplayRig  # noqa: E402
-from vla_ros.ros.bag_player import BagPlayer, message_class  # noqa: E402
-from vla_ros.ros.bag_recorder import BagRecorder  # noqa: E402
+from vla_ros.ros_tools.bag_eval import ReplayRig  # noqa: E402
+from vla_ros.ros_tools.bag_player import BagPlayer, message_class  # noqa: E402
+from vla_ros.ros_tools.bag_recorder import BagRecorder  # noqa: E402
 
 SOAK = os.environ.get('VLA_ROS_LONG_TESTS') == '1'
 

@@ -12,7 +12,7 @@ pytest.importorskip('onnxruntime')
 
 from vla_ros.data.easy_vqa import load_split  # noqa: E402
 from vla_ros.engine import make_engine, QuestionError, resolve_backend  # noqa: E402
-from vla_ros.engine_api import ActionResult, default_checkpoint, TextResult  # noqa: E402
+from vla_ros.engine.api import ActionResult, default_checkpoint, TextResult  # noqa: E402
 from vla_ros.onnx_export import source_directory  # noqa: E402
 from vla_ros.preprocess import ImageError  # noqa: E402
 
@@ -112,13 +112,15 @@ def test_auto_backend_is_onnxruntime_with_a_fresh_export_else_torch(tmp_path):
 TORCH_FREE = """
 import sys
 import numpy as np
-import vla_ros.engine, vla_ros.engine_api, vla_ros.ort_engine, vla_ros.onnx_manifest
+import vla_ros.engine, vla_ros.engine.api, vla_ros.engine.onnxruntime_backend
+import vla_ros.engine.hf_families, vla_ros.onnx_manifest
 import vla_ros.tokenizer, vla_ros.preprocess, vla_ros.model.config, vla_ros.bench
 from vla_ros.model import ModelConfig
 from vla_ros.engine import make_engine, QuestionError, TextResult
 engine = make_engine(backend='onnxruntime')
 print(engine.answer(np.zeros((64, 64, 3), np.uint8), 'what color is the shape?').text)
 assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))
+assert 'transformers' not in sys.modules
 """
 
 

@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip('onnxruntime')
 
-from vla_ros.engine_api import default_checkpoint, file_sha256  # noqa: E402
+from vla_ros.engine.api import default_checkpoint, file_sha256  # noqa: E402
 from vla_ros.errors import CheckpointError  # noqa: E402
 from vla_ros.onnx_export import export_onnx, source_directory  # noqa: E402
 from vla_ros.onnx_manifest import GRAPHS, MANIFEST, read_manifest  # noqa: E402
-from vla_ros.ort_engine import OnnxEngine  # noqa: E402
+from vla_ros.engine.onnxruntime_backend import OnnxEngine  # noqa: E402
 
 CHECKPOINT = source_directory(default_checkpoint())
 COMMITTED = os.path.join(CHECKPOINT, 'onnx')

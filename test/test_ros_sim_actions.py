@@ -2,8 +2,8 @@
 
 Safety is tested independent of policy quality: the VLA node's policy injection point
 (`node.actions.policy`) gets policies that return huge, NaN or stuck outputs. The one
-timed assertion is the safety bound the issue asks for (zero cmd_vel within 0.5 s of the
-last camera frame); every other wait is a generous upper bound against hangs.
+timed assertion is the safety bound the action loop promises (zero cmd_vel within 0.5 s of
+the last camera frame); every other wait is a generous upper bound against hangs.
 """
 import json
 import math
@@ -24,7 +24,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from vla_ros.msg import ActionStatus  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
-from vla_ros.ros.sim_demo import SimExpert  # noqa: E402
+from vla_ros.ros_tools.sim_demo import SimExpert  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, SimNode  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
 from vla_ros.sim.evaluate import REACH_SUCCESS  # noqa: E402

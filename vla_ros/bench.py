@@ -1,6 +1,8 @@
 """Latency / memory / size benchmark of the inference engine at batch 1.
 
-Works with either backend and without torch installed (the ONNX Runtime backend alone).
+Works with every backend, and without torch installed (the ONNX Runtime backend alone);
+backends without an action policy (transformers) time answers and captions only, and
+those that report it (transformers) add the caption's first-token latency.
 Engines compared in one run are timed in alternation, call by call, so load changes on a
 shared machine slow all of them alike and their ratios stay meaningful.
 """
@@ -45,32 +47,44 @@ def _sample_engines(engines, runs: int, warmup: int) -> list:
     """Per engine: answer / caption / act latencies (ms) and caption lengths."""
     rng = np.random.default_rng(0)
     frames = [render(random_scene(rng)) for _ in range(16)]
-    samples = [{'answer': [], 'caption': [], 'act': [], 'tokens': []} for _ in engines]
+    samples = [{'answer': [], 'caption': [], 'act': [], 'tokens': [], 'first_token': []}
+               for _ in engines]
     for i in range(warmup + runs):
         frame = frames[i % 16]
         for engine, s in zip(engines, samples):
             answer_ms = _timed(lambda: engine.answer(frame, QUESTION))
-            text = []
-            caption_ms = _timed(lambda: text.append(engine.caption(frame).text))
-            act_ms = _timed(lambda: engine.act(frame, INSTRUCTION))
+            result = []
+            caption_ms = _timed(lambda: result.append(engine.caption(frame)))
+            # (backends without an action policy, e.g. transformers, time no act)
+            act_ms = (_timed(lambda: engine.act(frame, INSTRUCTION))
+                      if 'act' in engine.capabilities else None)
             if i >= warmup:
                 s['answer'].append(answer_ms)
                 s['caption'].append(caption_ms)
-                s['act'].append(act_ms)
-                s['tokens'].append(len(engine.tokenizer.encode(text[0])) + 1)
+                if act_ms is not None:
+                    s['act'].append(act_ms)
+                s['tokens'].append(result[0].tokens
+                                   or len(engine.tokenizer.encode(result[0].text)) + 1)
+                if result[0].first_token_ms is not None:
+                    s['first_token'].append(result[0].first_token_ms)
     return samples
 
 
 def _engine_report(engine, s) -> dict:
     report = {'backend': engine.backend, 'checkpoint': engine.checkpoint,
               'answer_ms': _percentiles(s['answer']), 'caption_ms': _percentiles(s['caption']),
-              'act_ms': _percentiles(s['act']),
               'caption_tokens_mean': round(float(np.mean(s['tokens'])), 1)}
-    model = getattr(engine, 'model', None)   # the torch backend's model
-    if model is not None:
+    if s['act']:
+        report['act_ms'] = _percentiles(s['act'])
+    if s['first_token']:   # caption: frame in, first token out (transformers)
+        report['caption_first_token_ms'] = _percentiles(s['first_token'])
+    model = getattr(engine, 'model', None)
+    if engine.backend == 'torch':            # the bundled model's components
         report.update(parameters=sum(p.numel() for p in model.parameters()),
                       parameters_per_component=parameter_table(model),
                       kv_cache_bytes_per_token=cache_bytes_per_token(model))
+    elif model is not None:
+        report.update(parameters=sum(p.numel() for p in model.parameters()))
     return report
 
 
@@ -108,7 +122,7 @@ def _version(package: str) -> str:
 def machine_info() -> dict:
     return {'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             'machine': f'{_cpu_name()}, {os.cpu_count()} cores', 'torch': _version('torch'),
-            'onnxruntime': _version('onnxruntime')}
+            'onnxruntime': _version('onnxruntime'), 'transformers': _version('transformers')}
 
 
 def _cpu_name() -> str:

@@ -1,9 +1,11 @@
-"""`vla-ros`: train, evaluate, ask, caption and benchmark the model (and run the demo)."""
+"""`vla-ros`: train, evaluate, ask, caption and benchmark the model (and run the demo).
+
+Each command imports what it needs when it runs; the training, simulator and bag
+commands live beside their code (training/commands.py, sim/commands.py, bag/cli_bag.py)."""
 import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -16,105 +18,27 @@ def _load_image(path: str) -> np.ndarray:
     return img[:, :, ::-1].copy()   # RGB
 
 
+# --max-new-tokens ... --trust-remote-code -> TransformersEngine's keyword arguments
+TRANSFORMERS_ARGS = {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+                     'image_splitting': 'image_splitting', 'timeout': 'timeout_s',
+                     'trust_remote_code': 'trust_remote_code'}
+
+
 def _engine(args, backend: str = None):
-    """The engine for --checkpoint / --threads / --backend (auto where no --backend)."""
-    from .engine import make_engine
+    """The engine for --model (or --checkpoint) / --threads / --backend (auto where no
+    --backend), with the transformers options where that is the backend."""
+    from .engine import make_engine, resolve_backend
     from .errors import CheckpointError
+    model = getattr(args, 'model', None) or args.checkpoint
+    if getattr(args, 'model', None) and args.checkpoint:
+        raise SystemExit('error: --model and --checkpoint name the same thing: give one')
     try:
-        return make_engine(args.checkpoint, threads=args.threads,
-                           backend=backend or getattr(args, 'backend', None) or 'auto')
+        backend = resolve_backend(backend or getattr(args, 'backend', None) or 'auto', model)
+        options = {key: getattr(args, name) for name, key in TRANSFORMERS_ARGS.items()
+                   if backend == 'transformers' and getattr(args, name, None) is not None}
+        return make_engine(model, threads=args.threads, backend=backend, **options)
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
-
-
-def cmd_train(args):
-    if args.recipe:
-        return cmd_train_recipe(args)
-    from .train import TrainConfig, train
-    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    for key in ('steps', 'seed', 'out', 'threads', 'max_minutes'):
-        if getattr(args, key) is not None:
-            setattr(cfg, key, getattr(args, key))
-    metrics = train(cfg)
-    keys = ('steps_done', 'train_seconds', 'parameters', 'val_accuracy')
-    print(json.dumps({k: metrics[k] for k in keys}))
-    print(f'checkpoint written to {cfg.out}', file=sys.stderr)
-
-
-def cmd_train_recipe(args):
-    from .training.recipe import Recipe, run_recipe
-    if args.config:
-        raise SystemExit('error: --recipe and --config exclude each other')
-    try:
-        recipe = Recipe.load(args.recipe)
-    except (FileNotFoundError, TypeError) as e:
-        raise SystemExit(f'error: {e}')
-    overrides = {k: getattr(args, k) for k in ('steps', 'seed', 'threads', 'max_minutes')
-                 if getattr(args, k) is not None}
-    if args.out:
-        recipe.out = args.out
-    results = run_recipe(recipe, overrides, from_stage=args.from_stage)
-    print(json.dumps({k: results[k] for k in ('recipe', 'evaluation_seconds')}))
-
-
-def cmd_eval_scenes3d(args):
-    from .evaluate_scenes3d import eval_frames, evaluate_scenes3d
-    engine = _engine(args, 'torch')      # scores the torch model itself (batched)
-    start = time.time()
-    frames = eval_frames(args.scenes3d, held_out_style=args.held_out_style,
-                         held_out_wordings=args.paraphrases, image_size=engine.image_size,
-                         seed=args.seed)
-    report = evaluate_scenes3d(engine.model, engine.tokenizer, frames)
-    report.update(checkpoint=engine.checkpoint, held_out_style=args.held_out_style,
-                  held_out_wordings=args.paraphrases, seconds=round(time.time() - start, 1))
-    if args.json:
-        print(json.dumps(report, indent=1))
-        return
-    vqa, cap = report['vqa'], report['captions']
-    print(f"3D arena: VQA {vqa['accuracy']:.4f} on {vqa['n']} questions about "
-          f"{report['frames']} frames; captions naming every seen object {cap['objects']:.4f}")
-    for t, r in vqa['per_type'].items():
-        print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
-
-
-def cmd_eval(args):
-    if args.scenes3d:
-        return cmd_eval_scenes3d(args)
-    from .data.camera import camera_frame
-    from .data.easy_vqa import load_dir, package_split_dir
-    from .data.questions import generate_qa
-    from .evaluate import evaluate_captions, evaluate_split
-    from .preprocess import to_model_input
-    engine = _engine(args, 'torch')      # scores the torch model itself (batched)
-    path = args.data or package_split_dir(args.split)
-    split = load_dir(path, with_labels=args.paraphrases or args.captions)
-    if args.limit:   # the first N images and their questions
-        split.images, split.objects = split.images[:args.limit], split.objects[:args.limit]
-        split.questions = [q for q in split.questions if q[2] < args.limit]
-    rng = np.random.default_rng(args.seed)
-    images = None
-    if args.camera:
-        images = np.stack([to_model_input(camera_frame(img, rng)) for img in split.images])
-    if args.paraphrases:   # held-out wordings about the same images
-        split.questions = [(q, a, i) for i in sorted({x[2] for x in split.questions})
-                           for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)]
-    start = time.time()
-    if args.captions:
-        report = evaluate_captions(engine.model, engine.tokenizer, split, images=images)
-        report.update(data=path, camera=args.camera, seconds=round(time.time() - start, 1))
-        print(json.dumps(report, indent=1) if args.json else
-              f"captions: exact {report['exact']:.4f}, every object named {report['objects']:.4f}"
-              f" (n={report['n']})")
-        return
-    report = evaluate_split(engine.model, engine.tokenizer, split, images=images)
-    report.update(data=path, checkpoint=engine.checkpoint, camera=args.camera,
-                  paraphrases=args.paraphrases, seconds=round(time.time() - start, 1))
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(f"accuracy {report['accuracy']:.4f} on {report['n']} questions ({path})")
-        for t, r in report['per_type'].items():
-            print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
 
 
 def _print_result(args, result, **extra):
@@ -127,23 +51,30 @@ def _print_result(args, result, **extra):
 
 
 def cmd_ask(args):
-    from .engine import QuestionError
+    from .engine import GenerationTimeout, QuestionError
     from .preprocess import ImageError
     engine = _engine(args)
     try:
         result = engine.answer(_load_image(args.image), args.question)
-    except (QuestionError, ImageError) as e:
+    except (QuestionError, ImageError, GenerationTimeout) as e:
         raise SystemExit(f'error: {e}')
     _print_result(args, result, question=args.question)
 
 
 def cmd_caption(args):
+    from .engine import GenerationTimeout
     engine = _engine(args)
-    _print_result(args, engine.caption(_load_image(args.image)))
+    try:
+        result = engine.caption(_load_image(args.image))
+    except GenerationTimeout as e:
+        raise SystemExit(f'error: {e}')
+    _print_result(args, result)
 
 
 def cmd_bench(args):
     from .bench import benchmark_backends, benchmark_engine, benchmark_engines, machine_info
+    if args.backend is None:   # a --model directory: whatever runs it; else the torch model
+        args.backend = 'auto' if args.model else 'torch'
     if args.backend == 'both':   # torch and ONNX Runtime timed in one run, alternating
         report = benchmark_backends([_engine(args, 'torch'), _engine(args, 'onnxruntime')],
                                     runs=args.runs, threads=args.threads)
@@ -200,7 +131,7 @@ def cmd_parity(args):
 
 def cmd_demo(args):
     try:
-        from .ros.demo import run_demo
+        from .ros_tools.demo import run_demo
     except ImportError as e:   # pip-only install: no rclpy or no generated vla_ros.msg
         raise SystemExit(f'error: the demo needs ROS 2 ({e}); run scripts/setup.sh, then '
                          'source scripts/env.sh')
@@ -220,61 +151,58 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument('--json', action='store_true', help='print JSON')
         return sp
 
-    t = sub.add_parser('train', help='train the model from scratch on CPU')
-    t.add_argument('--config', help='YAML training config (default: built-in defaults)')
-    t.add_argument('--steps', type=int)
-    t.add_argument('--seed', type=int)
-    t.add_argument('--threads', type=int)
-    t.add_argument('--max-minutes', dest='max_minutes', type=float)
-    t.add_argument('--out', help='checkpoint directory to write')
-    t.add_argument('--recipe', help='run every stage of config/recipe_<RECIPE>.yaml (or a '
-                   'recipe file), ship the last, export ONNX, evaluate, write the model card '
-                   "(e.g. 'shipped'); --steps etc. then apply to every stage")
-    t.add_argument('--from-stage', dest='from_stage',
-                   help='with --recipe: keep the stages before this one from an earlier run')
-    t.set_defaults(func=cmd_train)
-
-    e = with_model(sub.add_parser('eval', help='VQA accuracy on easy-VQA or a dir in its layout'))
-    e.add_argument('--data', help='directory with questions.json and images/')
-    e.add_argument('--split', default='test', choices=('train', 'test'),
-                   help='official split from the easy-vqa package (default test)')
-    e.add_argument('--camera', action='store_true',
-                   help='turn each image into a 640x480 JPEG camera-like frame first')
-    e.add_argument('--paraphrases', action='store_true',
-                   help='ask held-out paraphrased questions (never seen in training)')
-    e.add_argument('--captions', action='store_true',
-                   help='score captions (against captions written from derived labels)')
-    e.add_argument('--limit', type=int, help='only the first N images')
-    e.add_argument('--seed', type=int, default=0)
-    e.add_argument('--scenes3d', type=int, metavar='N',
-                   help='instead: N robot-camera frames of the 3D arena (held-out seeds), '
-                        '8 questions and a caption each (--paraphrases: held-out wordings)')
-    e.add_argument('--held-out-style', dest='held_out_style', action='store_true',
-                   help='with --scenes3d: textures and lighting training never uses')
-    e.set_defaults(func=cmd_eval)
-
-    def with_backend(sp):
-        sp.add_argument('--backend', default='auto', choices=('auto', 'torch', 'onnxruntime'),
-                        help="inference backend (default auto: the ONNX export when it is "
-                        'fresh, see `vla-ros export`, else torch)')
+    def with_transformers(sp):   # ask, caption, bench: any model directory and its options
+        sp.add_argument('--model', help='model directory: the bundled format or a Hugging Face '
+                        'image-text-to-text model (SmolVLM/Idefics3, PaliGemma, LLaVA), run by '
+                        '--backend transformers (auto picks it); same as --checkpoint')
+        g = sp.add_argument_group('transformers backend')
+        g.add_argument('--max-new-tokens', dest='max_new_tokens', type=int,
+                       help='longest reply in tokens (default 32)')
+        g.add_argument('--image-max-side', dest='image_max_side', type=int,
+                       help='scale frames down to this longest side in px (default 512; 0: '
+                       'no limit)')
+        g.add_argument('--image-splitting', dest='image_splitting', action='store_true',
+                       default=None, help='Idefics3/SmolVLM: tiles + a global view (default: '
+                       'one tile)')
+        g.add_argument('--timeout', type=float, help='seconds a reply may take (default 30)')
+        g.add_argument('--trust-remote-code', dest='trust_remote_code', action='store_true',
+                       default=None, help="run Python code shipped in the model directory")
         return sp
 
-    a = with_backend(with_model(sub.add_parser('ask', help='answer a question about an image')))
+    # `train` and `eval`: handlers in vla_ros/training/commands.py
+    from .training.commands import add_eval, add_train
+    add_train(sub)
+    add_eval(with_model(sub.add_parser(
+        'eval', help='VQA accuracy on easy-VQA, a dir in its layout, or 3D-arena frames')))
+
+    def with_backend(sp):
+        sp.add_argument('--backend', default='auto',
+                        choices=('auto', 'torch', 'onnxruntime', 'transformers'),
+                        help="inference backend (default auto: transformers for a Hugging "
+                        'Face --model; else the ONNX export when it is fresh, see `vla-ros '
+                        'export`, else torch)')
+        return sp
+
+    a = with_transformers(with_backend(with_model(
+        sub.add_parser('ask', help='answer a question about an image'))))
     a.add_argument('--image', required=True)
     a.add_argument('--question', required=True)
     a.set_defaults(func=cmd_ask)
 
-    c = with_backend(with_model(sub.add_parser('caption', help='describe an image')))
+    c = with_transformers(with_backend(with_model(
+        sub.add_parser('caption', help='describe an image'))))
     c.add_argument('--image', required=True)
     c.set_defaults(func=cmd_caption)
 
-    b = with_model(sub.add_parser('bench', help='latency, memory and size at batch 1'))
+    b = with_transformers(with_model(sub.add_parser('bench', help='latency, memory and size '
+                                                    'at batch 1')))
     b.add_argument('--runs', type=int, default=300)
     b.add_argument('--compare', nargs='+', metavar='CHECKPOINT',
                    help='also time these checkpoints, alternating with the first')
-    b.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'both'),
-                   help="engine to time; 'both' times torch and ONNX Runtime alternately "
-                   'in one run and reports their ratio')
+    b.add_argument('--backend', choices=('auto', 'torch', 'onnxruntime', 'transformers',
+                                         'both'),
+                   help="engine to time (default torch; with --model: auto); 'both' times "
+                   'torch and ONNX Runtime alternately in one run and reports their ratio')
     b.set_defaults(func=cmd_bench)
 
     def with_parity(sp):
@@ -325,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def cmd_bench_ros(args):   # imports rclpy only when run, like `demo`
         try:
-            from .ros.bench_ros import main as bench_ros
+            from .ros_tools.bench_ros import main as bench_ros
         except ImportError as e:
             raise SystemExit(f'error: bench-ros needs ROS 2 ({e}); run scripts/setup.sh, '
                              'then source scripts/env.sh')
@@ -344,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def cmd_load_test(args):
         try:
-            from .ros.load_test import main as load_test
+            from .ros_tools.load_test import main as load_test
         except ImportError as e:
             raise SystemExit(f'error: load-test needs ROS 2 ({e}); run scripts/setup.sh, '
                              'then source scripts/env.sh')

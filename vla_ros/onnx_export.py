@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import tokenizer as tok
-from .engine_api import default_checkpoint
+from .engine.api import default_checkpoint
 from .model.files import CONFIG
 from .model.checkpoint import load_checkpoint
 from .onnx_manifest import default_onnx_dir, GRAPHS, read_manifest, write_manifest
@@ -214,8 +214,8 @@ def parity_report(checkpoint: str = None, onnx_dir: str = None, limit: int = Non
     the captions of the images they are about, or everything): identical answers and
     captions, and the largest logit difference along the way."""
     from .data.easy_vqa import load_split
-    from .ort_engine import OnnxEngine
-    from .torch_engine import InferenceEngine
+    from .engine.onnxruntime_backend import OnnxEngine
+    from .engine.torch_backend import InferenceEngine
     torch_engine = InferenceEngine(checkpoint, threads=threads)
     ort_engine = OnnxEngine(checkpoint, threads=threads, onnx_dir=onnx_dir)
     split = load_split('test')

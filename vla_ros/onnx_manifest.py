@@ -12,7 +12,7 @@ ONNX engine reads it before loading anything and refuses, naming the file:
 import json
 import os
 
-from .engine_api import file_sha256
+from .engine.api import file_sha256
 from .model.files import CONFIG, TOKENIZER, WEIGHTS
 from .errors import CheckpointError
 

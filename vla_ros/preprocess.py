@@ -12,8 +12,8 @@ class ImageError(ValueError):
     """An image the model cannot use; the message says why."""
 
 
-def to_model_input(image: np.ndarray, size: int = 64, bgr: bool = False) -> np.ndarray:
-    """(H, W), (H, W, 1|3|4) uint8 -> (size, size, 3) uint8 RGB."""
+def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """(H, W), (H, W, 1|3|4) uint8 -> (H, W, 3) uint8 RGB. Raises ImageError."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f'expected a numpy array, got {type(image).__name__}')
     if image.dtype != np.uint8:
@@ -32,6 +32,24 @@ def to_model_input(image: np.ndarray, size: int = 64, bgr: bool = False) -> np.n
         image = image[:, :, :3]
     if bgr:
         image = image[:, :, ::-1]
+    return image
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` scaled down (area interpolation, aspect kept) so that its longest side is at
+    most `max_side` pixels; unchanged when it already fits or `max_side` is 0."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return np.ascontiguousarray(image)
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA)
+
+
+def to_model_input(image: np.ndarray, size: int = 64, bgr: bool = False) -> np.ndarray:
+    """(H, W), (H, W, 1|3|4) uint8 -> (size, size, 3) uint8 RGB."""
+    image = to_rgb(image, bgr)
+    h, w = image.shape[:2]
     if (h, w) == (size, size):
         return np.ascontiguousarray(image)
     scale = size / max(h, w)

@@ -14,9 +14,10 @@ _ROS_HINT = 'run scripts/setup.sh, then source scripts/env.sh (or source your RO
 
 
 def _ros(module: str):
-    """Import a vla_ros.ros module, explaining what is missing on a pip-only install."""
+    """Import vla_ros.<module> (a ROS module, e.g. 'ros_tools.bag_player'), explaining what
+    is missing on a pip-only install."""
     try:
-        return importlib.import_module(f'vla_ros.ros.{module}')
+        return importlib.import_module(f'vla_ros.{module}')
     except ImportError as e:
         raise SystemExit(f'error: this command needs ROS 2 ({e}); {_ROS_HINT}')
 
@@ -42,7 +43,7 @@ def cmd_fixtures(args):
 
 
 def cmd_play(args):
-    player_mod = _ros('bag_player')
+    player_mod = _ros('ros_tools.bag_player')
     import rclpy
     rclpy.init()
     player = None
@@ -78,7 +79,7 @@ def cmd_play(args):
 def cmd_record(args):
     if not (args.topics or args.all):
         raise SystemExit('error: name the topics to record (--topics ...) or give --all')
-    recorder_mod = _ros('bag_recorder')
+    recorder_mod = _ros('ros_tools.bag_recorder')
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     rclpy.init()
@@ -114,7 +115,7 @@ def cmd_record(args):
 
 
 def cmd_eval_bag(args):
-    bag_eval, runner = _ros('bag_eval'), _ros('runner')
+    bag_eval, runner = _ros('ros_tools.bag_eval'), _ros('ros.runner')
     from .scoring import problems, summary_text
     try:
         report = bag_eval.evaluate_bag(

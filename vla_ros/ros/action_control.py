@@ -64,7 +64,7 @@ class ActionControl:
         p = param_values(node, ACTION_PARAMS)
         self.loop = ActionLoop(VelocityLimits(p['max_linear'], p['max_angular']),
                                p['frame_timeout'], p['action_timeout'], p['done_threshold'],
-                               known_words=set(engine.tokenizer.index),
+                               known_words=engine.known_words,
                                keepalive=p['instruction_keepalive'])
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''

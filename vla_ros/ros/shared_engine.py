@@ -1,55 +1,105 @@
-"""One inference engine per (checkpoint, threads, backend) per process.
+"""One inference engine per (model, threads, backend, options) per process.
 
 Nodes composed into one process (the demo, a component container) ask for the engine
 here, so the model is loaded once and its weights are held once. The engine serialises
 model calls with its own lock, so sharing it between nodes and threads is safe.
 
-The `backend` parameter picks torch or ONNX Runtime (vla_ros/engine.py). Nothing here
-imports torch: a node with `backend: onnxruntime` never maps libtorch into its process.
+`model` names the model directory and `backend` what runs it (vla_ros/engine/):
+  model ''        the bundled models/vla_tiny (or `checkpoint`, the older name of `model`)
+  backend auto    transformers for a Hugging Face directory (config.json has a
+                  model_type), else onnxruntime when the ONNX export is fresh, else torch
+An explicit backend must fit the directory (torch / onnxruntime: the bundled format;
+transformers: a Hugging Face image-text-to-text model); a mismatch fails at startup with
+the file and the reason. The transformers-only parameters (max_new_tokens ...
+trust_remote_code) are ignored by the other backends. Nothing here imports torch: a node
+with `backend: onnxruntime` never maps libtorch into its process.
 """
 import os
 import threading
 
-from ..engine import BACKENDS, default_checkpoint, make_engine, QuestionError, resolve_backend
+from rclpy.exceptions import ParameterException
+
+from ..engine import (BACKENDS, default_checkpoint, GenerationTimeout, make_engine,
+                      QuestionError, resolve_backend)
 from ..preprocess import ImageError
 from .params import Param
 
 # The parameters of every node that runs the model.
 ENGINE_PARAMS = (
-    Param('checkpoint', '', "model checkpoint directory ('' = the bundled models/vla_tiny)"),
-    Param('threads', 1, 'inference threads (torch: process-wide; onnxruntime: per session; '
-          'keep small on a robot)', range=(1, 64)),
+    Param('model', '', "model directory: the bundled format (backends torch, onnxruntime) or "
+          "a Hugging Face image-text-to-text model (backend transformers); '' = "
+          "`checkpoint`, itself '' for the bundled models/vla_tiny"),
+    Param('checkpoint', '', 'older name of `model` (a bundled-format checkpoint directory); '
+          "setting both to different directories is refused"),
+    Param('threads', 1, 'inference threads (torch, transformers: process-wide; onnxruntime: '
+          'per session; keep small on a robot)', range=(1, 64)),
     Param('backend', 'auto', "inference backend: torch, onnxruntime (the checkpoint's ONNX "
-          "export; no torch in the process) or auto (onnxruntime when the export is fresh, "
-          'else torch)',
+          'export; no torch in the process), transformers (a Hugging Face model directory) '
+          'or auto (transformers for a Hugging Face directory; else onnxruntime when the '
+          'export is fresh, else torch)',
           choices=BACKENDS),
+    Param('max_new_tokens', 32, 'transformers: longest reply, in tokens', range=(1, 4096)),
+    Param('image_max_side', 512, 'transformers: frames are scaled down to this longest side '
+          '(px) before the processor; image tokens dominate CPU latency (0 = no limit)',
+          range=(0, 8192)),
+    Param('image_splitting', False, 'transformers, Idefics3/SmolVLM: split the frame into '
+          'tiles covering image_max_side, plus a global view (more image tokens); off: one '
+          'tile'),
+    Param('generation_timeout', 30.0, 'transformers: seconds a reply may take; later ones '
+          'are stopped and reported as errors', range=(0.001, 3600.0)),
+    Param('trust_remote_code', False, "transformers: run Python code shipped in the model "
+          'directory (auto_map); only for directories you trust'),
 )
+TRANSFORMERS_OPTIONS = {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+                        'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
+                        'trust_remote_code': 'trust_remote_code'}
 
 _engines = {}
 _lock = threading.Lock()
 
 
-def get_engine(checkpoint: str = '', threads: int = 1, backend: str = 'auto'):
-    """The process's engine for `checkpoint` ('' = the bundled model), `threads`, `backend`.
+def model_directory(p: dict) -> str:
+    """The model directory the `model` / `checkpoint` parameters name ('' = bundled).
+    Raises ParameterException when they name different directories."""
+    model, checkpoint = p['model'], p['checkpoint']
+    if model and checkpoint and os.path.realpath(model) != os.path.realpath(checkpoint):
+        raise ParameterException(f'model={model!r} and checkpoint={checkpoint!r} name '
+                                 'different directories: set only `model`',
+                                 ['model', 'checkpoint'])
+    return model or checkpoint
 
-    Raises vla_ros.errors.CheckpointError when the checkpoint (or, for onnxruntime, its
-    ONNX export) is missing, stale or bad. torch's thread count is process-wide: torch
-    engines with different `threads` overwrite it.
+
+def engine_from_params(p: dict):
+    """The process's engine for a node's ENGINE_PARAMS values `p`."""
+    options = {key: p[name] for name, key in TRANSFORMERS_OPTIONS.items()}
+    return get_engine(model_directory(p), p['threads'], p['backend'], **options)
+
+
+def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **options):
+    """The process's engine for `model` ('' = the bundled model), `threads`, `backend`;
+    `options` (TransformersEngine's keyword arguments) only for the transformers backend.
+
+    Raises vla_ros.errors.CheckpointError when the model directory (or, for onnxruntime,
+    its ONNX export) is missing, stale, bad or of the wrong kind for `backend`. torch's
+    thread count is process-wide: engines with different `threads` overwrite it.
     """
-    path = os.path.realpath(checkpoint or default_checkpoint())
+    path = os.path.realpath(model or default_checkpoint())
     resolved = resolve_backend(backend, path)
+    if resolved != 'transformers':
+        options = {}
     with _lock:   # held while loading, so two nodes starting together load once
-        key = (path, threads, resolved)
+        key = (path, threads, resolved, tuple(sorted(options.items())))
         if key not in _engines:
-            _engines[key] = make_engine(path, threads=threads, backend=resolved)
+            _engines[key] = make_engine(path, threads=threads, backend=resolved, **options)
         return _engines[key]
 
 
 def answer_or_error(engine, image, question: str):
-    """(TextResult, '') or (None, reason) for the refusals a client can fix."""
+    """(TextResult, '') or (None, reason) for the refusals a client can fix, and for a
+    reply stopped at its deadline."""
     try:
         return engine.answer(image, question), ''
-    except (ImageError, QuestionError) as e:
+    except (ImageError, QuestionError, GenerationTimeout) as e:
         return None, str(e)
 
 

@@ -29,7 +29,7 @@ from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import rgb_to_image
 from .params import declare_parameters, OUTPUT_QOS, Param, request_qos, REQUEST_PARAMS
 from .runner import run_node
-from .shared_engine import answer_latest, ENGINE_PARAMS, get_engine
+from .shared_engine import answer_latest, ENGINE_PARAMS, engine_from_params
 
 PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
@@ -48,7 +48,7 @@ class VLANode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         p = declare_parameters(self, PARAMS)
         start = time.perf_counter()
-        self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
+        self.engine = engine_from_params(p)
         self.camera = CameraInput(self)
         self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
         self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)

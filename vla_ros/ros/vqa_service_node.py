@@ -19,7 +19,8 @@ from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
 from .params import declare_parameters, request_qos, REQUEST_PARAMS
 from .runner import run_node
-from .shared_engine import answer_latest, answer_or_error, ENGINE_PARAMS, get_engine
+from .shared_engine import (answer_latest, answer_or_error, engine_from_params,
+                            ENGINE_PARAMS)
 
 PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
@@ -30,7 +31,7 @@ class VQAServiceNode(Node):
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
         p = declare_parameters(self, PARAMS)
-        self.engine = get_engine(p['checkpoint'], p['threads'], p['backend'])
+        self.engine = engine_from_params(p)
         self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
         self.service = self.create_service(

@@ -60,7 +60,10 @@ KV_LINEAR = 1000.0        # N per m/s: velocity loop time constant mass / kv = 1
 KV_ANGULAR = 12.0         # N m per rad/s: inertia 0.12 / kv = 10 ms
 FORCE_LIMIT = 150.0       # N the drive can push with (against an obstacle)
 TORQUE_LIMIT = 20.0       # N m
-SHADOW_SIZE = 256         # texels of the shadow map: MuJoCo's default 4096 costs ~10x more
+# Texels of the shadow map. 256 left shadow acne (stripes across lit faces, jagged shadow
+# edges); 1024 removes most of it at about twice the render time of a shadowed frame;
+# MuJoCo's default 4096 costs ~10x more. Only shadowed styles pay (styles.py).
+SHADOW_SIZE = 1024
 MAX_RENDER = 640          # px, largest image side any renderer may ask for
 MARKER_GROUP = 4          # geom group of the overview's target marker (hidden on the robot)
 

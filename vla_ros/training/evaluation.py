@@ -78,7 +78,7 @@ def _closed_loop(checkpoint: str, episodes: int, face_episodes: int,
 
 def _speed(checkpoint: str, runs: int) -> dict:
     from ..bench import benchmark_engine
-    from ..ort_engine import OnnxEngine
+    from ..engine.onnxruntime_backend import OnnxEngine
     r = benchmark_engine(OnnxEngine(checkpoint, threads=1), runs=runs)
     return {k: r[k] for k in ('answer_ms', 'caption_ms', 'act_ms', 'machine', 'threads')}
 

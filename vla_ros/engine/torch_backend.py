@@ -1,18 +1,19 @@
 """The torch backend of the inference engine: the trained model run eagerly by PyTorch.
 
-Training and evaluation need it; serving can use the ONNX export instead (ort_engine.py),
-which gives the same answers without loading torch. torch's own thread count is capped
-because on a small robot computer oversubscribed threads are far slower than one.
+Training and evaluation need it; serving can use the ONNX export instead
+(onnxruntime_backend.py), which gives the same answers without loading torch. torch's own
+thread count is capped because on a small robot computer oversubscribed threads are far
+slower than one.
 """
 import numpy as np
 import torch
 
-from . import tokenizer as tok
-from .engine_api import EngineBase, sigmoid
-from .model.checkpoint import load_checkpoint
+from .. import tokenizer as tok
+from .api import BundledEngine, sigmoid
+from ..model.checkpoint import load_checkpoint
 
 
-class InferenceEngine(EngineBase):
+class InferenceEngine(BundledEngine):
     """Load a checkpoint once; answer, caption and act with the torch model."""
     backend = 'torch'
 

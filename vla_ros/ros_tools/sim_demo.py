@@ -20,8 +20,8 @@ from std_srvs.srv import Trigger
 from ..msg import ActionStatus
 from ..sim.expert import expert_action
 from ..control.instructions import ground, parse_instruction
-from .params import OUTPUT_QOS
-from .sim_node import EVENT_QOS, SimNode
+from ..ros.params import OUTPUT_QOS
+from ..ros.sim_node import EVENT_QOS, SimNode
 
 FINAL_STATES = ('done', 'refused', 'timed_out', 'stopped')
 

@@ -1,6 +1,6 @@
 """The ONNX Runtime backend of the inference engine: the export of `vla-ros export`, no torch.
 
-Same API and answers as the torch engine (torch_engine.py), at a fraction of the memory:
+Same API and answers as the torch engine (torch_backend.py), at a fraction of the memory:
 onnxruntime instead of libtorch in the process. Three graphs (onnx_manifest.py):
   image_encoder  uint8 pixels (B, S, S, 3) -> visual tokens (B, Q, dim), patches (B, N, dim)
   decoder_step   new token ids (B, T), visual tokens, the latent KV cache of the text
@@ -18,11 +18,11 @@ with other nodes).
 import numpy as np
 import onnxruntime as ort
 
-from . import tokenizer as tok
-from .engine_api import EngineBase, sigmoid
-from .model.files import read_config_and_tokenizer
-from .errors import CheckpointError
-from .onnx_manifest import default_onnx_dir, read_manifest
+from .. import tokenizer as tok
+from .api import BundledEngine, sigmoid
+from ..model.files import read_config_and_tokenizer
+from ..errors import CheckpointError
+from ..onnx_manifest import default_onnx_dir, read_manifest
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -51,7 +51,7 @@ def load_session(path: str, options: ort.SessionOptions, inputs, outputs):
     return session
 
 
-class OnnxEngine(EngineBase):
+class OnnxEngine(BundledEngine):
     """Load a checkpoint's ONNX export once; answer, caption and act with ONNX Runtime."""
     backend = 'onnxruntime'
 

@@ -1,28 +1,34 @@
-"""What every inference backend shares, without importing torch.
+"""The API every inference backend shares, without importing torch.
 
-The result dataclasses, the refusals (QuestionError; preprocess.ImageError for frames),
-where the bundled model lives, and
-`EngineBase`: answer / caption / act with the same prompt validation, the same lock and
-the same latency accounting for every backend. A backend (torch_engine.py, ort_engine.py)
-only says how pixels and token ids become tokens and velocities.
+`Engine`: answer / caption / ground / act, their results (TextResult, GroundingResult,
+ActionResult) and refusals (QuestionError for unusable text, UnsupportedError for what a
+backend cannot do, preprocess.ImageError for frames, GenerationTimeout for a reply past
+its deadline). `BundledEngine`: what the bundled model's two backends (torch_backend.py,
+onnxruntime_backend.py) share: its prompts, one lock, the latency accounting; they only
+say how pixels and token ids become tokens and velocities. Also where the bundled model
+lives, and how to tell a Hugging Face model directory from the bundled format.
 
 Importing this module (or tokenizer.py, preprocess.py, model/config.py) never imports
 torch, so processes that serve the ONNX export stay small.
 """
 import hashlib
+import json
 import math
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from . import tokenizer as tok
-from .preprocess import to_model_input
+from .. import tokenizer as tok
+from ..errors import CheckpointError
+from ..preprocess import to_model_input
 
-PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))  # the source tree under symlink installs
+# vla_ros/ in the source tree (symlink installs resolve to it)
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DEFAULT_MODEL = 'vla_tiny'
 REPLY_ROOM = 12   # tokens kept free after a prompt for the reply
 
@@ -31,10 +37,28 @@ class QuestionError(ValueError):
     """A question or instruction the engine refuses; the message says why."""
 
 
+class UnsupportedError(QuestionError):
+    """A request this backend or model cannot serve (e.g. `act` on a chat model)."""
+
+
+class GenerationTimeout(TimeoutError):
+    """Generation passed its deadline; the message says after how long and how many tokens."""
+
+
 @dataclass
 class TextResult:
     text: str
     confidence: float      # probability of the generated token sequence
+    latency_ms: float
+    first_token_ms: Optional[float] = None   # image + prompt to the first token, where known
+    tokens: int = 0                          # tokens generated (0 where not counted)
+
+
+@dataclass
+class GroundingResult:
+    phrase: str
+    boxes: list            # [(x0, y0, x1, y1)] in pixels of the frame asked about
+    scores: list           # one per box, in [0, 1]
     latency_ms: float
 
 
@@ -87,15 +111,35 @@ def finite_or_zero(x: float) -> float:
     return x if math.isfinite(x) else 0.0
 
 
-class EngineBase:
-    """answer / caption / act on top of a backend's `_generate` and `_act`.
+def hf_model_type(directory: str) -> Optional[str]:
+    """The `model_type` of a Hugging Face model directory's config.json; None when the
+    directory is not one (no config.json, or the bundled format's, which has none).
+    Raises CheckpointError for a config.json that is not a JSON object."""
+    path = os.path.join(directory, 'config.json')
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f'{path}: unreadable ({e})') from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f'{path}: not a JSON object')
+    model_type = config.get('model_type')
+    return str(model_type) if model_type else None
 
-    Subclasses set `config` (ModelConfig), `tokenizer` and `image_size` and implement
-    `prepare_image`, `_generate(pixels, prompt_ids) -> (token ids, probabilities)` and
-    `_act(pixels, prompt_ids) -> (linear, angular, done probability)`. Model calls are
+
+class Engine:
+    """What every backend offers: answer, caption, ground, act.
+
+    `capabilities` names those a backend serves; the others raise UnsupportedError, a
+    QuestionError, so nodes refuse them with the reason like any unusable request.
+    `checkpoint` is the model directory, `backend` the backend's name. Model calls are
     serialised by one lock, so an engine can be shared between nodes and threads.
     """
     backend = ''
+    capabilities = frozenset({'answer', 'caption', 'act'})
+    known_words = None   # the words instructions may use (None: any; the model judges)
 
     def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500):
         if threads < 1:
@@ -104,6 +148,53 @@ class EngineBase:
         self.threads = threads
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
+
+    def check_text(self, text: str, what: str) -> str:
+        """`text` stripped; QuestionError when it is not text, empty or too long."""
+        if not isinstance(text, str):
+            raise QuestionError(f'{what} must be text, got {type(text).__name__}')
+        stripped = text.strip()
+        if not stripped:
+            raise QuestionError(f'{what} is empty')
+        if len(stripped) > self.max_question_chars:
+            raise QuestionError(f'{what} is {len(stripped)} characters long; '
+                                f'the limit is {self.max_question_chars}')
+        return stripped
+
+    def unsupported(self, what: str, why: str = ''):
+        raise UnsupportedError(f'the {self.backend} backend cannot {what}'
+                               + (f': {why}' if why else ''))
+
+    def answer(self, image: np.ndarray, question: str, bgr: bool = False) -> TextResult:
+        """Answer a question about an image. Raises ImageError / QuestionError."""
+        self.unsupported('answer questions')
+
+    def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
+        """Describe an image in one sentence. Raises ImageError."""
+        self.unsupported('caption images')
+
+    def ground(self, image: np.ndarray, phrase: str, bgr: bool = False) -> GroundingResult:
+        """Boxes around what `phrase` names. Raises ImageError / QuestionError."""
+        self.unsupported('ground phrases', 'no backend localises objects yet')
+
+    def act(self, image: np.ndarray, instruction: str, bgr: bool = False) -> ActionResult:
+        """Velocity command for following an instruction. Raises ImageError / QuestionError."""
+        self.unsupported('follow instructions')
+
+
+class BundledEngine(Engine):
+    """The bundled model's answer / caption / act on top of a backend's `_generate` and
+    `_act`.
+
+    Subclasses set `config` (ModelConfig), `tokenizer` and `image_size` and implement
+    `prepare_image`, `_generate(pixels, prompt_ids) -> (token ids, probabilities)` and
+    `_act(pixels, prompt_ids) -> (linear, angular, done probability)`.
+    """
+
+    @property
+    def known_words(self) -> set:
+        """The tokenizer's words: an instruction with any other word is refused."""
+        return set(self.tokenizer.index)
 
     # -- inputs ---------------------------------------------------------------------------
     def pixels(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -116,14 +207,7 @@ class EngineBase:
 
     def prompt_ids(self, lead: int, text: str, what: str, tail=()) -> list:
         """`lead text tail` as token ids; QuestionError when the text is unusable."""
-        if not isinstance(text, str):
-            raise QuestionError(f'{what} must be text, got {type(text).__name__}')
-        stripped = text.strip()
-        if not stripped:
-            raise QuestionError(f'{what} is empty')
-        if len(stripped) > self.max_question_chars:
-            raise QuestionError(f'{what} is {len(stripped)} characters long; '
-                                f'the limit is {self.max_question_chars}')
+        stripped = self.check_text(text, what)
         ids = [lead] + self.tokenizer.encode(stripped) + list(tail)
         room = self.config.max_text_len - REPLY_ROOM
         if len(ids) > room:
@@ -157,7 +241,8 @@ class EngineBase:
             tokens, probs = self._generate(pixels, prompt)
         text = self.tokenizer.decode(tokens)
         confidence = float(np.prod(np.asarray(probs, dtype=np.float32)))
-        return TextResult(text, confidence, (time.perf_counter() - start) * 1000)
+        return TextResult(text, confidence, (time.perf_counter() - start) * 1000,
+                          tokens=len(tokens))
 
     def max_new_tokens(self, prompt_len: int, limit: int = 24) -> int:
         """Reply length cap: as model.generate, the text never outgrows max_text_len."""

@@ -34,12 +34,12 @@ from ..bag.fixtures import load_expected
 from ..bag.scoring import score_replay
 from ..msg import Answer, Caption
 from ..srv import VQA
+from ..ros.params import CLIENT_QOS, OUTPUT_QOS
+from ..ros.runner import make_executor
+from ..ros.vla_node import VLANode
+from ..ros.vqa_service_node import VQAServiceNode
 from .bag_player import BagPlayer
 from .bag_recorder import BagRecorder
-from .params import CLIENT_QOS, OUTPUT_QOS
-from .runner import make_executor
-from .vla_node import VLANode
-from .vqa_service_node import VQAServiceNode
 
 DEFAULT_CAPTION_RATE = 20.0   # Hz: above a 10 Hz camera, so every frame can be captioned
 MATCH_TIMEOUT_S = 20.0        # discovery of the player, nodes and probe

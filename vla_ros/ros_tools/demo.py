@@ -17,12 +17,12 @@ from std_msgs.msg import String
 
 from ..msg import Answer, Caption
 from ..srv import VQA
-from .image_source_node import ImageSourceNode
-from .params import CLIENT_QOS, OUTPUT_QOS
-from .runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
-                     StopSignals, STARTUP_ERRORS)
-from .vla_node import VLANode
-from .vqa_service_node import VQAServiceNode
+from ..ros.image_source_node import ImageSourceNode
+from ..ros.params import CLIENT_QOS, OUTPUT_QOS
+from ..ros.runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
+                          StopSignals, STARTUP_ERRORS)
+from ..ros.vla_node import VLANode
+from ..ros.vqa_service_node import VQAServiceNode
 
 # easy-VQA wordings (the default source shows easy-VQA test images)
 QUESTIONS = ('what shape is in the image?', 'what color is the shape?',
@@ -113,7 +113,7 @@ def start_web(model_params):
     """The operator page, or None (with the reason printed) when its port is taken: the
     demo is still useful without it."""
     from rclpy.exceptions import ParameterException
-    from .web_node import WebNode
+    from ..ros.web_node import WebNode
     try:
         web = WebNode(parameter_overrides=model_params)
     except ParameterException as e:

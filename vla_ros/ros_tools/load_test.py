@@ -19,10 +19,10 @@ from sensor_msgs.msg import Image
 
 from ..msg import Caption
 from ..srv import VQA
-from .bench_ros import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
-                        START_TIMEOUT_S, start_node)
-from .params import CLIENT_QOS, qos_profile
-from .runner import call_and_wait, make_executor
+from ..ros.params import CLIENT_QOS, qos_profile
+from ..ros.runner import call_and_wait, make_executor
+from .bench_harness import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
+                            START_TIMEOUT_S, start_node)
 
 QUESTION = 'what color is the shape?'
 
@@ -164,7 +164,7 @@ def main(clients: int = 50, calls: int = 20, as_json: bool = False) -> int:
 
 if __name__ == '__main__':
     import argparse
-    parser = argparse.ArgumentParser(prog='python -m vla_ros.ros.load_test')
+    parser = argparse.ArgumentParser(prog='python -m vla_ros.ros_tools.load_test')
     parser.add_argument('--clients', type=int, default=50)
     parser.add_argument('--calls', type=int, default=20)
     parser.add_argument('--json', action='store_true')

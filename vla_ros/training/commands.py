@@ -1,0 +1,146 @@
+"""`vla-ros train` (one config, or a whole recipe) and `vla-ros eval` (easy-VQA, a
+directory in its layout, or 3D-arena frames)."""
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _torch_engine(args):
+    """The torch engine for --checkpoint / --threads: evaluation scores the model itself."""
+    from ..engine import make_engine
+    from ..errors import CheckpointError
+    try:
+        return make_engine(args.checkpoint, threads=args.threads, backend='torch')
+    except CheckpointError as e:
+        raise SystemExit(f'error: {e}')
+
+
+def cmd_train(args):
+    if args.recipe:
+        return cmd_train_recipe(args)
+    from ..train import TrainConfig, train
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    for key in ('steps', 'seed', 'out', 'threads', 'max_minutes'):
+        if getattr(args, key) is not None:
+            setattr(cfg, key, getattr(args, key))
+    metrics = train(cfg)
+    keys = ('steps_done', 'train_seconds', 'parameters', 'val_accuracy')
+    print(json.dumps({k: metrics[k] for k in keys}))
+    print(f'checkpoint written to {cfg.out}', file=sys.stderr)
+
+
+def cmd_train_recipe(args):
+    from ..training.recipe import Recipe, run_recipe
+    if args.config:
+        raise SystemExit('error: --recipe and --config exclude each other')
+    try:
+        recipe = Recipe.load(args.recipe)
+    except (FileNotFoundError, TypeError) as e:
+        raise SystemExit(f'error: {e}')
+    overrides = {k: getattr(args, k) for k in ('steps', 'seed', 'threads', 'max_minutes')
+                 if getattr(args, k) is not None}
+    if args.out:
+        recipe.out = args.out
+    results = run_recipe(recipe, overrides, from_stage=args.from_stage)
+    print(json.dumps({k: results[k] for k in ('recipe', 'evaluation_seconds')}))
+
+
+def cmd_eval_scenes3d(args):
+    from ..evaluate_scenes3d import eval_frames, evaluate_scenes3d
+    engine = _torch_engine(args)      # scores the torch model itself (batched)
+    start = time.time()
+    frames = eval_frames(args.scenes3d, held_out_style=args.held_out_style,
+                         held_out_wordings=args.paraphrases, image_size=engine.image_size,
+                         seed=args.seed)
+    report = evaluate_scenes3d(engine.model, engine.tokenizer, frames)
+    report.update(checkpoint=engine.checkpoint, held_out_style=args.held_out_style,
+                  held_out_wordings=args.paraphrases, seconds=round(time.time() - start, 1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    vqa, cap = report['vqa'], report['captions']
+    print(f"3D arena: VQA {vqa['accuracy']:.4f} on {vqa['n']} questions about "
+          f"{report['frames']} frames; captions naming every seen object {cap['objects']:.4f}")
+    for t, r in vqa['per_type'].items():
+        print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
+
+
+def cmd_eval(args):
+    if args.scenes3d:
+        return cmd_eval_scenes3d(args)
+    from ..data.camera import camera_frame
+    from ..data.easy_vqa import load_dir, package_split_dir
+    from ..data.questions import generate_qa
+    from ..evaluate import evaluate_captions, evaluate_split
+    from ..preprocess import to_model_input
+    engine = _torch_engine(args)      # scores the torch model itself (batched)
+    path = args.data or package_split_dir(args.split)
+    split = load_dir(path, with_labels=args.paraphrases or args.captions)
+    if args.limit:   # the first N images and their questions
+        split.images, split.objects = split.images[:args.limit], split.objects[:args.limit]
+        split.questions = [q for q in split.questions if q[2] < args.limit]
+    rng = np.random.default_rng(args.seed)
+    images = None
+    if args.camera:
+        images = np.stack([to_model_input(camera_frame(img, rng)) for img in split.images])
+    if args.paraphrases:   # held-out wordings about the same images
+        split.questions = [(q, a, i) for i in sorted({x[2] for x in split.questions})
+                           for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)]
+    start = time.time()
+    if args.captions:
+        report = evaluate_captions(engine.model, engine.tokenizer, split, images=images)
+        report.update(data=path, camera=args.camera, seconds=round(time.time() - start, 1))
+        print(json.dumps(report, indent=1) if args.json else
+              f"captions: exact {report['exact']:.4f}, every object named {report['objects']:.4f}"
+              f" (n={report['n']})")
+        return
+    report = evaluate_split(engine.model, engine.tokenizer, split, images=images)
+    report.update(data=path, checkpoint=engine.checkpoint, camera=args.camera,
+                  paraphrases=args.paraphrases, seconds=round(time.time() - start, 1))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"accuracy {report['accuracy']:.4f} on {report['n']} questions ({path})")
+        for t, r in report['per_type'].items():
+            print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
+
+
+def add_train(sub):
+    """Register `train` on the CLI's subparsers."""
+    t = sub.add_parser('train', help='train the model from scratch on CPU')
+    t.add_argument('--config', help='YAML training config (default: built-in defaults)')
+    t.add_argument('--steps', type=int)
+    t.add_argument('--seed', type=int)
+    t.add_argument('--threads', type=int)
+    t.add_argument('--max-minutes', dest='max_minutes', type=float)
+    t.add_argument('--out', help='checkpoint directory to write')
+    t.add_argument('--recipe', help='run every stage of config/recipe_<RECIPE>.yaml (or a '
+                   'recipe file), ship the last, export ONNX, evaluate, write the model card '
+                   "(e.g. 'shipped'); --steps etc. then apply to every stage")
+    t.add_argument('--from-stage', dest='from_stage',
+                   help='with --recipe: keep the stages before this one from an earlier run')
+    t.set_defaults(func=cmd_train)
+
+
+def add_eval(e):
+    """Add `eval`'s arguments to its parser (which already has --checkpoint, --threads and
+    --json)."""
+    e.add_argument('--data', help='directory with questions.json and images/')
+    e.add_argument('--split', default='test', choices=('train', 'test'),
+                   help='official split from the easy-vqa package (default test)')
+    e.add_argument('--camera', action='store_true',
+                   help='turn each image into a 640x480 JPEG camera-like frame first')
+    e.add_argument('--paraphrases', action='store_true',
+                   help='ask held-out paraphrased questions (never seen in training)')
+    e.add_argument('--captions', action='store_true',
+                   help='score captions (against captions written from derived labels)')
+    e.add_argument('--limit', type=int, help='only the first N images')
+    e.add_argument('--seed', type=int, default=0)
+    e.add_argument('--scenes3d', type=int, metavar='N',
+                   help='instead: N robot-camera frames of the 3D arena (held-out seeds), '
+                        '8 questions and a caption each (--paraphrases: held-out wordings)')
+    e.add_argument('--held-out-style', dest='held_out_style', action='store_true',
+                   help='with --scenes3d: textures and lighting training never uses')
+    e.set_defaults(func=cmd_eval)
