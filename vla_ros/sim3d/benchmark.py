@@ -5,7 +5,7 @@
 
 Prints one JSON object. Without a GPU, Mesa's llvmpipe rasterises on `--threads` CPU
 threads (LP_NUM_THREADS; it must be set before the first GL context, which this script
-makes). The issue's target is >= 100 camera frames/s on one core at the training
+makes). The goal is >= 100 camera frames/s on one core at the training
 resolution. Frames include the style's sensor noise, as `World3D.render()` gives them.
 """
 import argparse
