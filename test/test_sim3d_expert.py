@@ -12,9 +12,9 @@ pytest.importorskip('mujoco')
 from vla_ros.control.instructions import Goal  # noqa: E402
 from vla_ros.sim import demonstrations as demos  # noqa: E402
 from vla_ros.sim.evaluate import (EVAL_SEED_START, evaluate, ExpertPolicy,  # noqa: E402
-                                  make_world, palette, run_episode)
+                                  make_world, run_episode)
 from vla_ros.sim.expert import (expert_action, FACE_TOLERANCE, max_detour,  # noqa: E402
-                                MAX_DETOUR, target_in_view)
+                                MAX_DETOUR)
 from vla_ros.sim.world import (MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE,  # noqa: E402
                                Shape, World)
 from vla_ros.sim3d import demonstrations3d  # noqa: E402
@@ -64,15 +64,15 @@ def test_the_expert_slips_past_obstacles_with_its_target_in_view():
 def test_visibility_and_detours_follow_the_world_camera():
     # 2D: the half-plane ahead is in view; 3D: the 80 degree field of view only.
     flat = World([Shape('circle', 'red', 2.0, 3.4, 0.3)], Pose(2.0, 2.0, 0.0))
-    assert target_in_view(flat, 0) and max_detour(flat, 0) == MAX_DETOUR   # 90 deg left
+    assert flat.in_view(0) and max_detour(flat, 0) == MAX_DETOUR   # 90 deg left
     world = World3D([Object3D('sphere', 'red', 2.0, 3.4, 0.3, 0.3)], Pose(2.0, 2.0, 0.0),
                     Style(), target=0)
     try:
-        assert not target_in_view(world, 0)
+        assert not world.in_view(0)
         goal = Goal('face', 'red', 'sphere')
         assert expert_action(world, goal, 0)[:2] == (0.0, 0.7)   # search: turn left
         world.pose = Pose(2.0, 2.0, math.pi / 2 - 0.1)           # nearly facing it
-        assert target_in_view(world, 0) and expert_action(world, goal, 0) == (0, 0, 1)
+        assert world.in_view(0) and expert_action(world, goal, 0) == (0, 0, 1)
         assert max_detour(world, 0) < world.view_half_angle() + 0.2 < MAX_DETOUR
         u, v = world.image_point(0, 96, 96)       # ahead, a little left: left of centre
         assert 0.3 < u < 0.5 and 0 < v < 1
@@ -193,7 +193,7 @@ def test_touching_clutter_is_a_collision_not_a_wrong_target():
         world = make_world(seed, '3d')
         p, items = world.pose, [i for i, s in enumerate(world.shapes) if s.clutter]
         clear = items and all(_clear_of(world, p, world.shapes[items[0]], j)
-                              for j in palette(world))
+                              for j in world.objects)
         world.close()
         if clear:
             break
@@ -202,7 +202,7 @@ def test_touching_clutter_is_a_collision_not_a_wrong_target():
     r = run_episode(policy, seed, world='3d')
     assert policy.world.touched and all(world.shapes[i].clutter for i in policy.world.touched)
     assert r.collision and not r.success and not r.wrong_target and not r.done_said
-    assert r.distractors == len(palette(world)) - 1 and r.clutter == len(items)
+    assert r.distractors == len(world.objects) - 1 and r.clutter == len(items)
 
 
 def _clear_of(world, p, item, j):

@@ -1,11 +1,12 @@
 """Evaluation: batched greedy decoding of answers and captions, accuracy per question type."""
+import dataclasses
 from collections import defaultdict
 
 import numpy as np
 import torch
 
 from . import tokenizer as tok
-from .data.questions import question_type
+from .data.questions import generate_qa, question_type
 from .preprocess import to_model_input
 
 
@@ -55,6 +56,22 @@ def accuracy_report(questions, predictions) -> dict:
     return {'accuracy': correct / max(1, len(questions)), 'n': len(questions),
             'correct': correct,
             'per_type': {k: {'accuracy': c / n, 'n': n} for k, (c, n) in sorted(per_type.items())}}
+
+
+def camera_images(images, rng, size: int) -> np.ndarray:
+    """Each image as a 640x480 JPEG-like camera frame (data/camera.py) letterboxed to the
+    model's input `size`: what `vla-ros eval --camera` scores."""
+    from .data.camera import camera_frame
+    return np.stack([to_model_input(camera_frame(img, rng), size) for img in images])
+
+
+def paraphrased(split, rng):
+    """A copy of `split` (loaded with labels) asking 3 held-out paraphrased questions about
+    each of its images instead of its own: what `vla-ros eval --paraphrases` scores."""
+    rows = sorted({i for _q, _a, i in split.questions})
+    return dataclasses.replace(split, questions=[
+        (q, a, i) for i in rows
+        for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)])
 
 
 def evaluate_split(model, tokenizer, split, rows=None, images=None) -> dict:

@@ -18,8 +18,9 @@ import importlib.util
 import os
 
 from .api import (ActionResult, DEFAULT_MODEL, default_checkpoint, Engine,  # noqa: F401
-                  GenerationTimeout, GroundingResult, hf_model_type, PACKAGE_DIR,
-                  QuestionError, TextResult, UnsupportedError)
+                  GenerationTimeout, GroundingResult, PACKAGE_DIR, QuestionError,
+                  TextResult, UnsupportedError)
+from .hf_families import hf_model_type
 from ..errors import CheckpointError
 from ..model.files import WEIGHTS
 

@@ -12,7 +12,6 @@ Importing this module (or tokenizer.py, preprocess.py, model/config.py) never im
 torch, so processes that serve the ONNX export stay small.
 """
 import hashlib
-import json
 import math
 import os
 import sys
@@ -24,7 +23,6 @@ from typing import Optional
 import numpy as np
 
 from .. import tokenizer as tok
-from ..errors import CheckpointError
 from ..preprocess import to_model_input
 
 # vla_ros/ in the source tree (symlink installs resolve to it)
@@ -109,24 +107,6 @@ def sigmoid(x: float) -> float:
 
 def finite_or_zero(x: float) -> float:
     return x if math.isfinite(x) else 0.0
-
-
-def hf_model_type(directory: str) -> Optional[str]:
-    """The `model_type` of a Hugging Face model directory's config.json; None when the
-    directory is not one (no config.json, or the bundled format's, which has none).
-    Raises CheckpointError for a config.json that is not a JSON object."""
-    path = os.path.join(directory, 'config.json')
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: unreadable ({e})') from e
-    if not isinstance(config, dict):
-        raise CheckpointError(f'{path}: not a JSON object')
-    model_type = config.get('model_type')
-    return str(model_type) if model_type else None
 
 
 class Engine:

@@ -9,6 +9,7 @@ image budget (longest side in pixels, and tiling for Idefics3) reaches its proce
 import json
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from ..errors import CheckpointError
 
@@ -78,6 +79,29 @@ for _model_type, _name, _arch in (('qwen2_vl', 'Qwen2-VL', 'Qwen2VLForConditiona
                                    assembled=True)
 
 
+def read_config(path: str) -> dict:
+    """A config.json as a dict; CheckpointError naming the file if it is not one."""
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f'{path}: unreadable ({e})') from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f'{path}: not a JSON object')
+    return config
+
+
+def hf_model_type(directory: str) -> Optional[str]:
+    """The `model_type` of a Hugging Face model directory's config.json; None when the
+    directory is not one (no config.json, or the bundled format's, which has none).
+    Raises CheckpointError for a config.json that is not a JSON object."""
+    path = os.path.join(directory, CONFIG)
+    if not os.path.isfile(path):
+        return None
+    model_type = read_config(path).get('model_type')
+    return str(model_type) if model_type else None
+
+
 def _first(directory: str, names) -> str:
     return next((n for n in names if os.path.isfile(os.path.join(directory, n))), '')
 
@@ -103,13 +127,7 @@ def check_model_dir(directory: str, trust_remote_code: bool = False):
     path = os.path.join(directory, CONFIG)
     if not os.path.isfile(path):
         raise CheckpointError(f'{path}: file not found (not a Hugging Face model directory)')
-    try:
-        with open(path) as f:
-            config = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f'{path}: unreadable ({e})') from e
-    if not isinstance(config, dict):
-        raise CheckpointError(f'{path}: not a JSON object')
+    config = read_config(path)
     model_type = config.get('model_type')
     if not model_type:
         raise CheckpointError(f'{path}: no model_type: not a Hugging Face model (the bundled '

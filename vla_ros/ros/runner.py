@@ -105,6 +105,17 @@ def init_or_explain(args, name: str) -> bool:
         return False
 
 
+def tear_down(stop: StopSignals, executor, nodes) -> None:
+    """The one teardown order: ignore further signals, stop the executor, destroy the
+    nodes (publishers, threads, servers), then shut the context down."""
+    stop.ignore_from_now_on()
+    if executor is not None:
+        executor.shutdown()
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
 def run_node(node_class, args=None) -> int:
     """Create `node_class()` and spin it until Ctrl-C, SIGTERM or shutdown; exit code.
 
@@ -129,10 +140,5 @@ def run_node(node_class, args=None) -> int:
         if not shutting_down(e):
             raise
     finally:
-        stop.ignore_from_now_on()
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        tear_down(stop, executor, [node] if node is not None else [])
     return 0

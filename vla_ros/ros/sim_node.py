@@ -157,8 +157,8 @@ class SimNode(Node):
         with self.lock:
             world = self._make_world(self.p['seed'] + self.episode + 1)
             old, self.world = self.world, world
-            if hasattr(old, 'close'):
-                old.close()   # frees its render context (GL textures and buffers)
+            if old is not None:
+                old.close()   # a World3D frees its render context (GL textures and buffers)
             self.episode += 1
             self.world.target = None          # until an instruction names one
             self.command, self.command_time = (0.0, 0.0), None
@@ -276,8 +276,8 @@ class SimNode(Node):
         # Also runs for a constructor that failed half-way (rclpy's context destroys the
         # node at shutdown): then `world` may be None, the class default.
         world, self.world = self.world, None
-        if hasattr(world, 'close'):   # World3D frees its render context; World has none
-            world.close()
+        if world is not None:
+            world.close()   # a World3D frees its render context
         return super().destroy_node()
 
 

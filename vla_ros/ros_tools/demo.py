@@ -10,7 +10,6 @@ import os
 import sys
 import time
 
-import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -20,7 +19,7 @@ from ..srv import VQA
 from ..ros.image_source_node import ImageSourceNode
 from ..ros.params import CLIENT_QOS, OUTPUT_QOS
 from ..ros.runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
-                          StopSignals, STARTUP_ERRORS)
+                          StopSignals, STARTUP_ERRORS, tear_down)
 from ..ros.vla_node import VLANode
 from ..ros.vqa_service_node import VQAServiceNode
 
@@ -175,10 +174,5 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         if not shutting_down(e):
             raise
     finally:
-        stop.ignore_from_now_on()
-        if executor is not None:
-            executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        tear_down(stop, executor, nodes)
     return 0

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..control.instructions import InstructionRefused, KINDS
 from .evaluate import (EVAL_SEED_START, evaluate, ExpertPolicy, make_world, ModelPolicy,
-                       palette, run_episode, WORLDS)
+                       run_episode, WORLDS)
 from .render import render_overview
 
 
@@ -149,9 +149,8 @@ def cmd_sim_record(args):
                              world=args.world, held_out_style=args.held_out_style)
     except InstructionRefused as e:
         arena = make_world(args.seed, args.world, args.held_out_style)
-        shapes = ', '.join(arena.shapes[i].name for i in palette(arena))
-        if hasattr(arena, 'close'):
-            arena.close()
+        shapes = ', '.join(arena.shapes[i].name for i in arena.objects)
+        arena.close()
         raise SystemExit(f'error: {e} (arena {args.seed} has: {shapes})')
     frames += [frames[-1]] * 10   # hold the last frame for a second
     write_video(args.out, frames, fps=10)

@@ -45,8 +45,8 @@ from typing import Optional
 import numpy as np
 
 from ..control.instructions import Goal, instruction_text
-from .evaluate import camera_frame, IMAGE_SIZES, palette, WORLDS
-from .expert import expert_action, FACE_TOLERANCE, target_in_view
+from .evaluate import IMAGE_SIZES, WORLDS
+from .expert import expert_action, FACE_TOLERANCE
 from .render import camera_point
 from .world import MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE, World
 
@@ -73,7 +73,7 @@ def phase_of(world: World, goal: Goal, target) -> str:
     """Which part of the task the robot is in at the world's current pose."""
     if goal.kind == 'stop':
         return 'stop'
-    if not target_in_view(world, target):
+    if not world.in_view(target):
         return 'search'
     if goal.kind == 'face':
         return 'done' if abs(world.bearing(target)) <= FACE_TOLERANCE else 'turn'
@@ -118,7 +118,7 @@ def _rollouts(arenas, rng, driver=None, image_size: int = 64):
             p = arenas[i].world.pose
             poses[i].append(Pose(p.x, p.y, p.theta))
         if driver is not None:
-            actions = driver([camera_frame(arenas[i].world, image_size) for i in live],
+            actions = driver([arenas[i].world.render(image_size, image_size) for i in live],
                              [arenas[i].instruction for i in live])
         else:
             actions = [expert_action(arenas[i].world, arenas[i].drive_goal,
@@ -135,8 +135,9 @@ def _rollouts(arenas, rng, driver=None, image_size: int = 64):
                 (linear, angular), drift_steps[i] = drift[i], drift_steps[i] - 1
             linear, angular = np.clip([linear, angular] + rng.normal(0, sigma[i], size=2), -1, 1)
             world = arenas[i].world
-            # World3D glides (no physics: states only, ~10x cheaper; labels are the expert's)
-            getattr(world, 'glide', world.step)(linear * MAX_LINEAR, angular * MAX_ANGULAR)
+            # glide: no contact physics (3D: ~10x cheaper; rollouts only pick states, every
+            # label is the expert's)
+            world.glide(linear * MAX_LINEAR, angular * MAX_ANGULAR)
             still.append(i)
         live = still
     return poses
@@ -152,7 +153,7 @@ def _decoy(world: World, target: int, rng) -> Pose:
     """A pose within reach of, and facing, a distractor; one that shares the target's
     colour or shape when there is one."""
     s = world.shapes[target]
-    others = [j for j in palette(world) if j != target]   # (clutter is never a look-alike)
+    others = [j for j in world.objects if j != target]   # (clutter is never a look-alike)
     alike = [j for j in others if world.shapes[j].color == s.color
              or world.shapes[j].shape == s.shape]
     j = int(rng.choice(alike or others))
@@ -218,7 +219,7 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
 
 def _target_uv_2d(world: World, target: int, size: int):
     """(u, v) of the target's icon centre in the 2D camera image, or None if not drawn."""
-    if not target_in_view(world, target):
+    if not world.in_view(target):
         return None
     u, v, _ = camera_point(*world.ego(target))
     return (u, v) if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0 else None
@@ -250,7 +251,7 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = N
             k = min(per_world, n - i)
             for w, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out):
                 linear, angular, d = expert_action(w, goal, target)
-                images[i] = camera_frame(w, image_size)
+                images[i] = w.render(image_size, image_size)
                 velocity[i] = linear, angular
                 done[i] = d
                 uv = target_uv_of(w, target, image_size) if goal.kind != 'stop' else None
@@ -259,11 +260,9 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = N
                 instructions.append(text)
                 phases.append(phase)
                 i += 1
-            if hasattr(arena.world, 'close'):   # World3D: free its render context now
-                arena.world.close()
+            arena.world.close()   # World3D: free its render context as soon as it is done
     finally:
         for arena in arenas:
-            if hasattr(arena.world, 'close'):
-                arena.world.close()
+            arena.world.close()
     return {'images': images, 'instructions': instructions, 'velocity': velocity,
             'done': done, 'phase': phases, 'target_uv': target_uv, 'target_seen': target_seen}

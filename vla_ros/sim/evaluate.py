@@ -29,7 +29,6 @@ from ..control.instructions import (Goal, ground, instruction_text, InstructionR
                                     parse_instruction)
 from ..control.velocity_safety import VelocityLimits, safe_velocity
 from .expert import expert_action, FACE_TOLERANCE
-from .render import render_camera
 from .world import MAX_ANGULAR, MAX_LINEAR, REACH_DISTANCE, World
 
 WORLDS = ('2d', '3d')
@@ -110,19 +109,6 @@ def make_world(seed: int, world: str = '2d', held_out_style: bool = False):
     return World3D.random(seed, n_objects=n, held_out_style=held_out_style)
 
 
-def camera_frame(world, size: int) -> np.ndarray:
-    """The robot camera's (size, size, 3) uint8 RGB frame: World3D.render or the 2D
-    top-down view (render.render_camera)."""
-    if hasattr(world, 'render'):
-        return world.render(size, size)
-    return render_camera(world, size)
-
-
-def palette(world) -> list:
-    """Indices of the shapes an instruction can name (clutter items left out)."""
-    return [i for i, s in enumerate(world.shapes) if not getattr(s, 'clutter', False)]
-
-
 def episode_goal(seed: int, kind: str = 'goto', held_out: bool = False, world: str = '2d',
                  held_out_style: bool = False):
     """(world, Goal, instruction text) of evaluation episode `seed`. The goal names the
@@ -140,7 +126,7 @@ def _at_goal(world: World, goal: Goal, target: int) -> bool:
 
 
 def _at_distractor(world: World, goal: Goal, target: int) -> bool:
-    others = [j for j in palette(world) if j != target]
+    others = [j for j in world.objects if j != target]
     if goal.kind == 'face':
         return any(abs(world.bearing(j)) <= FACE_SUCCESS for j in others) and \
             not _at_goal(world, goal, target)
@@ -174,8 +160,7 @@ def run_episode(policy, seed: int, kind: str = 'goto', held_out: bool = False,
         return _drive(policy, arena, goal, text, target, time_limit,
                       image_size or image_size_for(policy, world), on_step)
     finally:
-        if hasattr(arena, 'close'):   # World3D: free its render context
-            arena.close()
+        arena.close()   # World3D: frees its render context
 
 
 def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
@@ -187,7 +172,7 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
     render = on_step is not None or getattr(policy, 'needs_frames', True)
     done_said = reached = False
     for _ in range(round(time_limit / world.dt)):
-        frame = camera_frame(world, image_size) if render else None
+        frame = world.render(image_size, image_size) if render else None
         linear, angular, done = policy(frame, text)
         if on_step is not None:
             on_step(world, frame, text, (linear, angular, done))
@@ -198,7 +183,7 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
         reached = reached or world.gap(target) <= REACH_SUCCESS
         if world.touched - {target}:   # a distractor or a clutter item
             break
-    objects = palette(world)
+    objects = world.objects
     touched_other = bool(world.touched - {target})
     at_goal = done_said and _at_goal(world, goal, target)
     wrong = bool(world.touched & (set(objects) - {target})) or \

@@ -6,7 +6,7 @@ radius plus a clearance), slowing down near the goal. Two choices keep it imitab
 camera policy, which is what behaviour cloning needs:
 - it is stateless: the action depends only on the current state, so a label for any
   state (also perturbed, off-trajectory ones) is well defined;
-- when the target is out of the camera's view (`target_in_view`: the 2D world's
+- when the target is out of the camera's view (`world.in_view`: the 2D world's
   half-plane ahead, render.py, or the 3D world's field of view, World3D.in_view) it
   searches by turning left, which an image can predict; turning the shorter way would
   be a label no image shows;
@@ -20,7 +20,6 @@ import math
 from typing import Optional
 
 from ..control.instructions import Goal
-from . import render
 from .world import Pose, REACH_DISTANCE, ROBOT_RADIUS, World, wrap_angle
 
 GAIN = 2.5               # angular fraction per radian of heading error
@@ -38,13 +37,6 @@ FACE_TOLERANCE = 0.15    # rad: "facing" the target
 TOUCH_MARGIN = 0.01      # m: never drive on into an obstacle's footprint closer than this
 #                          (grazing at 1 cm lets it slip past one beside a target that
 #                          the 3D camera's narrower view must keep in sight)
-
-
-def target_in_view(world, i: int) -> bool:
-    """Whether shape i is in the robot camera's view: the world's own rule where it has
-    one (World3D.in_view: its field of view), else the 2D camera's (render.in_view)."""
-    own = getattr(world, 'in_view', None)
-    return own(i) if own is not None else render.in_view(world, i)
 
 
 def max_detour(world, target: int, pose: Optional[Pose] = None) -> float:
@@ -123,7 +115,7 @@ def expert_action(world: World, goal: Goal, target: Optional[int]):
     """(linear, angular, done) for `goal` whose target is shape index `target`."""
     if goal.kind == 'stop':
         return 0.0, 0.0, 1.0
-    if not target_in_view(world, target):
+    if not world.in_view(target):
         return 0.0, SEARCH_TURN, 0.0
     if goal.kind == 'face':   # done only in view (above): 3D's view is narrower than 2D's
         error = world.bearing(target)

@@ -152,6 +152,27 @@ class World:
                 return i
         return None
 
+    # -- what World3D offers too, so code can drive either arena -----------------------------
+    @property
+    def objects(self) -> list:
+        """Indices of the shapes an instruction can name: all of them (2D has no clutter)."""
+        return list(range(len(self.shapes)))
+
+    def in_view(self, i: int) -> bool:
+        """Whether shape i shows in the robot camera's image (render.in_view)."""
+        from .render import in_view   # render.py draws Worlds, so it imports this module
+        return in_view(self, i)
+
+    def render(self, width: int = 64, height: int = 64) -> np.ndarray:
+        """The robot camera's (size, size, 3) uint8 RGB frame (render.render_camera)."""
+        from .render import render_camera
+        if width != height:
+            raise ValueError(f'the 2D camera is square, got {width}x{height}')
+        return render_camera(self, width)
+
+    def close(self):
+        """Nothing to free (a World3D frees its render context here)."""
+
     def _inside_walls(self, x: float, y: float) -> bool:
         return ROBOT_RADIUS <= x <= self.arena - ROBOT_RADIUS and \
             ROBOT_RADIUS <= y <= self.arena - ROBOT_RADIUS
@@ -195,6 +216,8 @@ class World:
                 self.reached.add(i)
                 events.append(('reach', i))
         return events
+
+    glide = step   # World3D.glide moves without contact physics; 2D motion has none
 
 
 def _place(rng: np.random.Generator, kinds) -> list:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sim.evaluate import EVAL_SEED_START   # seeds from here on: evaluation only
 from ..sim.world import Pose
 from .captions import caption_of, observe, SceneView
 from .language import scene_questions, TYPES
 from .world3d import World3D
 
-EVAL_SEED_START = 1_000_000     # as sim/evaluate.py: seeds training never uses
 AIMED_FRACTION = 0.75           # viewpoints looking at an object (the rest: random poses)
 AIM_DISTANCE = (0.4, 3.0)       # m from the aimed-at object
 AIM_JITTER = 0.45               # rad, std of the heading around the aimed-at object

@@ -5,6 +5,8 @@ questions plus generated paraphrases, procedural 2D scenes, and robot-camera fra
 the 3D arena (sim3d/training_frames.py) with questions and a caption about what the
 camera really sees. Every image is brought to the model's input size.
 """
+import itertools
+
 import numpy as np
 import torch
 
@@ -33,7 +35,7 @@ class BatchMaker:
     def __init__(self, cfg, tokenizer, split, train_rows, rng, image_size: int = 64):
         self.cfg, self.tokenizer, self.split, self.rng = cfg, tokenizer, split, rng
         self.train_rows, self.image_size = train_rows, image_size
-        self._frames3d = None   # generator of 3D arena frames, started on first use
+        self._draw3d = None     # n -> n labelled 3D arena frames, made on first use
         self.questions_by_image = [[] for _ in range(len(split.images))]
         for q, a, i in split.questions:
             self.questions_by_image[i].append((q, a))
@@ -106,17 +108,15 @@ class BatchMaker:
         """n labelled frames of the 3D arena (training seeds and styles)."""
         if n <= 0:
             return []
-        if self._frames3d is None:
+        if self._draw3d is None:   # a pool of renders, or every frame rendered anew
             from ..sim3d.training_frames import FramePool, labelled_frames
+            size, questions = self.image_size, self.cfg.scene3d_questions_per_image
             if self.cfg.scene3d_pool:
-                self._frames3d = FramePool(self.rng, self.cfg.scene3d_pool, self.image_size,
-                                           self.cfg.scene3d_questions_per_image)
+                self._draw3d = FramePool(self.rng, self.cfg.scene3d_pool, size, questions).draw
             else:
-                self._frames3d = labelled_frames(self.rng, 1 << 62, self.image_size,
-                                                 self.cfg.scene3d_questions_per_image)
-        if self.cfg.scene3d_pool:
-            return self._frames3d.draw(n)
-        return [next(self._frames3d) for _ in range(n)]
+                endless = labelled_frames(self.rng, 1 << 62, size, questions)
+                self._draw3d = lambda k: list(itertools.islice(endless, k))
+        return self._draw3d(n)
 
     @staticmethod
     def _pad(encoded):

@@ -70,11 +70,8 @@ def cmd_eval_scenes3d(args):
 def cmd_eval(args):
     if args.scenes3d:
         return cmd_eval_scenes3d(args)
-    from ..data.camera import camera_frame
     from ..data.easy_vqa import load_dir, package_split_dir
-    from ..data.questions import generate_qa
-    from ..evaluate import evaluate_captions, evaluate_split
-    from ..preprocess import to_model_input
+    from ..evaluate import camera_images, evaluate_captions, evaluate_split, paraphrased
     engine = _torch_engine(args)      # scores the torch model itself (batched)
     path = args.data or package_split_dir(args.split)
     split = load_dir(path, with_labels=args.paraphrases or args.captions)
@@ -84,10 +81,9 @@ def cmd_eval(args):
     rng = np.random.default_rng(args.seed)
     images = None
     if args.camera:
-        images = np.stack([to_model_input(camera_frame(img, rng)) for img in split.images])
+        images = camera_images(split.images, rng, engine.model.cfg.image_size)
     if args.paraphrases:   # held-out wordings about the same images
-        split.questions = [(q, a, i) for i in sorted({x[2] for x in split.questions})
-                           for q, a, _f in generate_qa(split.objects[i], rng, 3, held_out=True)]
+        split = paraphrased(split, rng)
     start = time.time()
     if args.captions:
         report = evaluate_captions(engine.model, engine.tokenizer, split, images=images)

@@ -17,22 +17,16 @@ MARK_BEGIN, MARK_END = '<!-- recipe results -->', '<!-- /recipe results -->'
 
 
 def _easy_vqa(model, tokenizer) -> dict:
-    from ..data.camera import camera_frame
-    from ..data.easy_vqa import load_split
-    from ..data.questions import generate_qa
-    from ..evaluate import evaluate_split
-    split = load_split('test')
-    out = {'test': _brief(evaluate_split(model, tokenizer, split))}
-    rng = np.random.default_rng(0)
-    frames = [camera_frame(img, rng) for img in split.images]
-    out['camera'] = _brief(evaluate_split(model, tokenizer, split, images=frames))
+    """The official test split as it is, as camera frames, and with held-out paraphrases:
+    the same figures as `vla-ros eval --split test [--camera | --paraphrases]` (seed 0)."""
     from ..data.easy_vqa import load_dir, package_split_dir
-    labelled = load_dir(package_split_dir('test'), with_labels=True)
-    labelled.questions = [(q, a, i) for i in range(len(labelled.images))
-                          for q, a, _f in generate_qa(labelled.objects[i], rng, 3,
-                                                      held_out=True)]
-    out['paraphrases'] = _brief(evaluate_split(model, tokenizer, labelled))
-    return out
+    from ..evaluate import camera_images, evaluate_split, paraphrased
+    split = load_dir(package_split_dir('test'), with_labels=True)
+    frames = camera_images(split.images, np.random.default_rng(0), model.cfg.image_size)
+    return {'test': _brief(evaluate_split(model, tokenizer, split)),
+            'camera': _brief(evaluate_split(model, tokenizer, split, images=frames)),
+            'paraphrases': _brief(evaluate_split(
+                model, tokenizer, paraphrased(split, np.random.default_rng(0))))}
 
 
 def _brief(report: dict) -> dict:

@@ -55,17 +55,18 @@ def stage_configs(recipe: Recipe, overrides: dict = None, caps: dict = None) -> 
     `overrides` set fields of every stage; `caps` bound the numeric ones a stage sets
     (e.g. {'action_samples_per_step': 8} leaves a stage without demonstrations alone)."""
     from ..train import TrainConfig
-    out = []
+    out, earlier = [], set()
     for name, fields in recipe.stages.items():
         fields = dict(fields or {}, **(overrides or {}))
         for key, cap in (caps or {}).items():
             if key in fields:
                 fields[key] = min(fields[key], cap)
         source = fields.get('init_from')
-        if source in recipe.stages:
+        if source in earlier:
             fields['init_from'] = os.path.join(recipe.work, source)
         elif source:
             raise ValueError(f'stage {name}: init_from {source!r} is not an earlier stage')
+        earlier.add(name)
         fields['out'] = os.path.join(recipe.work, name)
         out.append((name, TrainConfig(**fields)))
     return out
