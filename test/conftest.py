@@ -95,3 +95,13 @@ def executor_pair(rclpy_init):
             e.shutdown()
         for node in nodes:
             node.destroy_node()
+
+
+@pytest.fixture(scope='session')
+def model_dirs(tmp_path_factory):
+    """Tiny random Hugging Face models of every supported family (tiny_hf_models.py), in
+    their real on-disk formats: {family: directory}. Built once per run, offline."""
+    pytest.importorskip('transformers')
+    import tiny_hf_models
+    root = tmp_path_factory.mktemp('hf_models')
+    return {name: build(root / name) for name, build in tiny_hf_models.BUILDERS.items()}

@@ -23,21 +23,15 @@ from PIL import Image  # noqa: E402
 from transformers import (AutoImageProcessor, AutoModelForImageTextToText,  # noqa: E402
                           AutoProcessor, AutoTokenizer)
 
-import tiny_hf_models  # noqa: E402
-from vla_ros.engine import (default_checkpoint, GenerationTimeout, make_engine,  # noqa: E402
-                            QuestionError, resolve_backend, UnsupportedError)
+from vla_ros.engine import (default_checkpoint, GenerationCanceled,  # noqa: E402
+                            GenerationTimeout, make_engine, QuestionError,
+                            resolve_backend, UnsupportedError)
 from vla_ros.errors import CheckpointError  # noqa: E402
 
 FAMILIES = ('idefics3', 'paligemma', 'llava', 'qwen2_vl', 'qwen2_5_vl')
 QUESTION = 'what color is the shape?'
 MAX_NEW_TOKENS = 8
 IMAGE = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
-
-
-@pytest.fixture(scope='session')
-def model_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp('hf_models')
-    return {name: build(root / name) for name, build in tiny_hf_models.BUILDERS.items()}
 
 
 @pytest.fixture(scope='module')
@@ -146,6 +140,18 @@ def test_a_tiny_deadline_stops_generation_with_a_timeout_error(model_dirs):
                          timeout_s=1e-4)
     with pytest.raises(GenerationTimeout, match=r'passed its 0.0001 s deadline after .* 1 tok'):
         engine.answer(IMAGE, QUESTION)
+
+
+def test_on_text_streams_the_reply_and_stops_it_when_asked(engines):
+    engine = engines['idefics3']
+    seen = []
+    result = engine.answer(IMAGE, QUESTION, on_text=lambda t, n: seen.append((n, t)) or True)
+    assert [n for n, _t in seen] == list(range(1, MAX_NEW_TOKENS + 1))
+    assert seen[-1][1] == result.text and result.tokens == MAX_NEW_TOKENS
+    seen.clear()
+    with pytest.raises(GenerationCanceled, match='canceled after 3 tokens'):
+        engine.answer(IMAGE, QUESTION, on_text=lambda t, n: seen.append(n) or n < 3)
+    assert seen == [1, 2, 3]
 
 
 def _copy(src, dst, edit=None):

@@ -61,6 +61,9 @@ class ActionLoop:
         self.known_words = known_words
         self.keepalive = keepalive   # seconds; 0 = instructions need not be re-sent
         self._renewed = 0.0          # when the running instruction last arrived
+        self._deadman = True         # keepalive applies to the running instruction
+        self._timeout = None         # the running instruction's own time limit (s) or None
+        self._instructions = 0       # incremented by every new instruction (not by repeats)
         self._lock = threading.Lock()
         self._episode = 0            # incremented by every instruction and stop
         self._instruction = ''
@@ -81,14 +84,33 @@ class ActionLoop:
     def state(self) -> Optional[str]:
         return self._state
 
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @property
+    def instruction_id(self) -> int:
+        """Counts instructions: changes when a new one replaces the last (not on repeats)."""
+        return self._instructions
+
+    @property
+    def last_command(self) -> tuple:
+        return self._last_command
+
     # -- events -----------------------------------------------------------------------------
-    def start(self, text: str, now: float) -> Output:
-        """A new instruction: replaces any running one. Refusals command zero too."""
+    def start(self, text: str, now: float, timeout: Optional[float] = None,
+              deadman: bool = True) -> Output:
+        """A new instruction: replaces any running one. Refusals command zero too.
+        `timeout` (s) replaces episode_timeout for this instruction; `deadman=False`
+        exempts it from the keepalive (an action goal: its client is the liveness)."""
         with self._lock:
-            if self.keepalive > 0 and self._state == RUNNING and text == self._instruction:
+            if deadman and self._deadman and self.keepalive > 0 and \
+                    self._state == RUNNING and text == self._instruction:
                 self._renewed = now       # the deadman repeat: keep going, do not restart
                 return Output()
             self._episode += 1
+            self._instructions += 1
+            self._deadman, self._timeout = deadman, timeout
             self._instruction, self._started, self._renewed = text, now, now
             self._state = None   # so a status is published for this instruction
             try:
@@ -117,9 +139,9 @@ class ActionLoop:
         with self._lock:
             if self._state != RUNNING:
                 return None, Output()
-            if now - self._started > self.episode_timeout:
-                return None, self._end(TIMED_OUT, f'no goal reached within '
-                                       f'{self.episode_timeout:g} s', now)
+            limit = self.episode_timeout if self._timeout is None else self._timeout
+            if now - self._started > limit:
+                return None, self._end(TIMED_OUT, f'no goal reached within {limit:g} s', now)
             if self._not_renewed(now):
                 return None, self._end_not_renewed(now)
             if self.frames.stale(frame_age):
@@ -171,7 +193,7 @@ class ActionLoop:
 
     # -- helpers (lock held) ----------------------------------------------------------------
     def _not_renewed(self, now: float) -> bool:
-        return self.keepalive > 0 and now - self._renewed > self.keepalive
+        return self._deadman and self.keepalive > 0 and now - self._renewed > self.keepalive
 
     def _end_not_renewed(self, now: float) -> Output:
         return self._end(STOPPED, f'instruction not renewed within {self.keepalive:g} s '

@@ -2,8 +2,8 @@
 
 No ROS. One API (api.Engine: answer, caption, ground, act; TextResult, GroundingResult,
 ActionResult; QuestionError / UnsupportedError, preprocess.ImageError and
-GenerationTimeout refusals; `checkpoint`, `backend`, `capabilities`), one module per
-backend:
+GenerationTimeout refusals; GenerationCanceled; `checkpoint`, `backend`, `capabilities`),
+one module per backend:
   torch         torch_backend.InferenceEngine: the bundled model's format, run eagerly
   onnxruntime   onnxruntime_backend.OnnxEngine: its ONNX export (`vla-ros export`), no torch
   transformers  transformers_backend.TransformersEngine: a local Hugging Face
@@ -18,8 +18,8 @@ import importlib.util
 import os
 
 from .api import (ActionResult, DEFAULT_MODEL, default_checkpoint, Engine,  # noqa: F401
-                  GenerationTimeout, GroundingResult, PACKAGE_DIR, QuestionError,
-                  TextResult, UnsupportedError)
+                  GenerationCanceled, GenerationTimeout, GroundingResult, PACKAGE_DIR,
+                  QuestionError, TextResult, UnsupportedError)
 from .hf_families import hf_model_type
 from ..errors import CheckpointError
 from ..model.files import WEIGHTS

@@ -43,6 +43,15 @@ class GenerationTimeout(TimeoutError):
     """Generation passed its deadline; the message says after how long and how many tokens."""
 
 
+class GenerationCanceled(RuntimeError):
+    """The `on_text` callback asked generation to stop (e.g. an action goal was canceled)."""
+
+
+# `on_text(text_so_far, tokens) -> bool`: called as a reply grows (by backends that
+# generate slowly enough to watch: transformers) or once with the whole reply (the
+# bundled model, a few ms); returning False stops generation with GenerationCanceled.
+
+
 @dataclass
 class TextResult:
     text: str
@@ -145,8 +154,10 @@ class Engine:
         raise UnsupportedError(f'the {self.backend} backend cannot {what}'
                                + (f': {why}' if why else ''))
 
-    def answer(self, image: np.ndarray, question: str, bgr: bool = False) -> TextResult:
-        """Answer a question about an image. Raises ImageError / QuestionError."""
+    def answer(self, image: np.ndarray, question: str, bgr: bool = False,
+               on_text=None) -> TextResult:
+        """Answer a question about an image; `on_text` streams it (see above). Raises
+        ImageError / QuestionError / GenerationCanceled."""
         self.unsupported('answer questions')
 
     def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
@@ -196,10 +207,15 @@ class BundledEngine(Engine):
         return ids
 
     # -- the three things the model does -----------------------------------------------------
-    def answer(self, image: np.ndarray, question: str, bgr: bool = False) -> TextResult:
-        """Answer a question about an image. Raises ImageError / QuestionError."""
+    def answer(self, image: np.ndarray, question: str, bgr: bool = False,
+               on_text=None) -> TextResult:
+        """Answer a question about an image; `on_text` gets the whole reply once. Raises
+        ImageError / QuestionError / GenerationCanceled."""
         prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
-        return self._text(self.prepare_image(image, bgr), prompt)
+        result = self._text(self.prepare_image(image, bgr), prompt)
+        if on_text is not None and not on_text(result.text, result.tokens):
+            raise GenerationCanceled('canceled')
+        return result
 
     def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
         """Describe an image in one sentence. Raises ImageError."""

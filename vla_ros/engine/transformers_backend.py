@@ -39,7 +39,7 @@ from transformers import (AutoImageProcessor, AutoModelForImageTextToText,  # no
 
 from ..errors import CheckpointError  # noqa: E402
 from ..preprocess import fit_within, to_rgb  # noqa: E402
-from .api import Engine, GenerationTimeout, TextResult  # noqa: E402
+from .api import Engine, GenerationCanceled, GenerationTimeout, TextResult  # noqa: E402
 from .hf_families import check_model_dir, processor_file  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()     # nodes log one line per problem
@@ -65,6 +65,24 @@ class Deadline(StoppingCriteria):
             self.first_token_s = now - self.start
         self.expired = self.expired or now > self.end
         return torch.full((input_ids.shape[0],), self.expired, dtype=torch.bool,
+                          device=input_ids.device)
+
+
+class TextStream(StoppingCriteria):
+    """Calls `on_text(reply so far, tokens)` after every generated token; stops generation
+    when it returns False."""
+
+    def __init__(self, on_text, decode, prompt_len: int):
+        super().__init__()
+        self.on_text, self.decode, self.prompt_len = on_text, decode, prompt_len
+        self.canceled = False
+
+    def __call__(self, input_ids, scores, **kwargs):
+        tokens = input_ids[0, self.prompt_len:]
+        if len(tokens) and not self.canceled:
+            text = self.decode(tokens, skip_special_tokens=True).strip()
+            self.canceled = not self.on_text(text, len(tokens))
+        return torch.full((input_ids.shape[0],), self.canceled, dtype=torch.bool,
                           device=input_ids.device)
 
 
@@ -180,12 +198,14 @@ class TransformersEngine(Engine):
         return self.family.caption_prompt(self.processor)
 
     # -- the API --------------------------------------------------------------------------------
-    def answer(self, image: np.ndarray, question: str, bgr: bool = False) -> TextResult:
-        """Answer a question about an image. Raises ImageError / QuestionError /
-        GenerationTimeout."""
+    def answer(self, image: np.ndarray, question: str, bgr: bool = False,
+               on_text=None) -> TextResult:
+        """Answer a question about an image; `on_text` streams the reply (api.py). Raises
+        ImageError / QuestionError / GenerationTimeout / GenerationCanceled."""
         start = time.perf_counter()
         question = self.check_text(question, 'question')
-        return self._reply(self.prepare_image(image, bgr), self.question_prompt(question), start)
+        return self._reply(self.prepare_image(image, bgr), self.question_prompt(question),
+                           start, on_text)
 
     def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
         """Describe an image (the family's caption prompt). Raises ImageError /
@@ -200,16 +220,23 @@ class TransformersEngine(Engine):
         self.unsupported('follow instructions', 'an image-text model gives no velocities (a '
                          'grounding + visual servo policy is planned)')
 
-    def _reply(self, image: Image.Image, prompt: str, start: float) -> TextResult:
+    def _reply(self, image: Image.Image, prompt: str, start: float,
+               on_text=None) -> TextResult:
         with self._lock:
             deadline = Deadline(self.timeout_s, start)
             inputs = self.model_inputs(image, prompt)
+            prompt_len = inputs['input_ids'].shape[1]
+            criteria = [deadline]
+            if on_text is not None:
+                criteria.append(TextStream(on_text, self.processor.decode, prompt_len))
             with torch.inference_mode():
                 out = self.model.generate(
                     **inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                    num_beams=1, stopping_criteria=[deadline], return_dict_in_generate=True,
+                    num_beams=1, stopping_criteria=criteria, return_dict_in_generate=True,
                     output_scores=True)
-        tokens = out.sequences[0, inputs['input_ids'].shape[1]:]
+        tokens = out.sequences[0, prompt_len:]
+        if on_text is not None and criteria[1].canceled:
+            raise GenerationCanceled(f'canceled after {len(tokens)} tokens')
         if deadline.expired:
             raise GenerationTimeout(
                 f'generation passed its {self.timeout_s:g} s deadline after '

@@ -13,12 +13,15 @@ out, a `stop` service, all behind the ROS-free ActionLoop (vla_ros/control/).
 - `instruction_keepalive` > 0 turns `instruction` into a deadman (see ActionLoop): the
   robot stops when the running instruction is not re-sent in time.
 - `action_status` (vla_ros/ActionStatus) on every state change.
+- `follow_instruction` (vla_ros/action/FollowInstruction): the same loop as an action,
+  with feedback and cancel (instruction_goals.py).
 
 Policy injection point: `policy` is a callable (rgb frame, instruction) -> (linear,
 angular, done) with velocities as fractions of the maximum speeds, by default the
 model's InferenceEngine.act. Tests and the simulated demo replace it (e.g. with a policy
 returning huge or NaN values) to check the safety properties independent of the model.
 """
+import math
 import threading
 import time
 
@@ -33,6 +36,7 @@ from ..msg import ActionStatus
 from ..preprocess import ImageError
 from ..control.instructions import InstructionRefused
 from .camera_input import LOG_THROTTLE_S
+from .instruction_goals import InstructionGoals
 from .params import LATCHED_QOS, Param, param_values
 
 ACTION_PARAMS = (
@@ -69,21 +73,37 @@ class ActionControl:
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''
         self.last_command = (0.0, 0.0)         # m/s, rad/s: what cmd_vel said last
+        self.last_done = 0.0                   # the policy's last done probability
         self.cmd_pub = node.create_publisher(Twist, 'cmd_vel', 10)
         self.status_pub = node.create_publisher(ActionStatus, 'action_status', LATCHED_QOS)
         node.create_subscription(String, 'instruction', self._on_instruction, 10)
         self.stop_service = node.create_service(Trigger, 'stop', self._on_stop)
         node.create_timer(1.0 / p['control_rate'], self._control_tick)
         node.add_post_set_parameters_callback(self._on_parameters_set)
+        self.goals = InstructionGoals(node, self)
         self._closed = threading.Event()
         self._watchdog_thread = threading.Thread(target=self._watch, daemon=True,
                                                  name=f'{node.get_name()}_watchdog')
         self._watchdog_thread.start()
 
     def close(self):
-        """Stop the watchdog thread (before the node and its publisher are destroyed)."""
+        """End a running goal and stop the watchdog thread (before the node and its
+        publishers are destroyed)."""
+        self.goals.destroy()
         self._closed.set()
         self._watchdog_thread.join(timeout=1.0)
+
+    # -- for the action server (executor thread) --------------------------------------------
+    def start(self, text: str, timeout=None, deadman: bool = True) -> int:
+        """Follow `text` (see ActionLoop.start); returns the loop's instruction id."""
+        with self._lock:
+            self.last_done = 0.0
+            self._emit(self.loop.start(text, time.monotonic(), timeout, deadman))
+            return self.loop.instruction_id
+
+    def stop(self, reason: str):
+        with self._lock:
+            self._emit(self.loop.stop(time.monotonic(), reason))
 
     def command_fractions(self) -> tuple:
         """The last command as fractions of the speed limits (for drawing it)."""
@@ -120,13 +140,14 @@ class ActionControl:
 
     # -- callbacks (none raises: a failure stops the episode with the reason) ------------------
     def _on_instruction(self, msg: String):
-        with self._lock:
-            self._emit(self.loop.start(msg.data, time.monotonic()))
+        self.start(msg.data)
+        self.goals.update()
 
     def _on_stop(self, request, response):
         with self._lock:
             was = self.loop.instruction if self.loop.state == RUNNING else ''
             self._emit(self.loop.stop(time.monotonic(), 'stop service'))
+        self.goals.update()
         response.success = True
         response.message = f'stopped {was!r}' if was else 'nothing running; zero velocity sent'
         return response
@@ -142,6 +163,12 @@ class ActionControl:
                                              throttle_duration_sec=LOG_THROTTLE_S)
 
     def _control_tick(self):
+        try:
+            self._tick()
+        finally:
+            self.goals.update()      # feedback, or the goal's result once it ended
+
+    def _tick(self):
         with self._lock:
             now = time.monotonic()
             frame, age = self._frame_age(now)
@@ -171,6 +198,7 @@ class ActionControl:
         with self._lock:
             now = time.monotonic()
             self._frame_id = frame.header.frame_id
+            self.last_done = _probability(done)
             self._emit(self.loop.after_act(episode, now, self._frame_age(now)[1],
                                            linear, angular, done))
 
@@ -185,3 +213,12 @@ class ActionControl:
             self.loop.episode_timeout = p['action_timeout']
             self.loop.done_threshold = p['done_threshold']
             self.loop.keepalive = p['instruction_keepalive']
+
+
+def _probability(x) -> float:
+    """`x` as a probability for feedback: 0 when it is not a finite number."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(1.0, max(0.0, x)) if math.isfinite(x) else 0.0

@@ -19,8 +19,8 @@ import threading
 
 from rclpy.exceptions import ParameterException
 
-from ..engine import (BACKENDS, default_checkpoint, GenerationTimeout, make_engine,
-                      QuestionError, resolve_backend)
+from ..engine import (BACKENDS, default_checkpoint, GenerationCanceled, GenerationTimeout,
+                      make_engine, QuestionError, resolve_backend)
 from ..preprocess import ImageError
 from .params import Param
 
@@ -94,16 +94,16 @@ def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **optio
         return _engines[key]
 
 
-def answer_or_error(engine, image, question: str):
+def answer_or_error(engine, image, question: str, on_text=None):
     """(TextResult, '') or (None, reason) for the refusals a client can fix, and for a
-    reply stopped at its deadline."""
+    reply stopped at its deadline or canceled through `on_text` (engine/api.py)."""
     try:
-        return engine.answer(image, question), ''
-    except (ImageError, QuestionError, GenerationTimeout) as e:
+        return engine.answer(image, question, on_text=on_text), ''
+    except (ImageError, QuestionError, GenerationTimeout, GenerationCanceled) as e:
         return None, str(e)
 
 
-def answer_latest(engine, camera, question: str):
+def answer_latest(engine, camera, question: str, on_text=None):
     """Answer about `camera`'s latest frame: (header or None, TextResult or None, error).
 
     Refusals (empty question, no or stale frame, undecodable frame, question the model
@@ -118,5 +118,5 @@ def answer_latest(engine, camera, question: str):
         image = frame.rgb()
     except ImageError as e:
         return frame.header, None, f'latest camera frame is unusable: {e}'
-    result, error = answer_or_error(engine, image, question)
+    result, error = answer_or_error(engine, image, question, on_text)
     return frame.header, result, error

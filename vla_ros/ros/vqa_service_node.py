@@ -1,12 +1,15 @@
-"""VQA service node: `vqa` (vla_ros/srv/VQA) answers a question about an image.
+"""VQA service node: `vqa` (vla_ros/srv/VQA) answers a question about an image; the `ask`
+action (vla_ros/action/Ask) does the same with the reply streamed as feedback and a
+cancel that stops generation (ask_goals.py).
 
 The request's image is used when it has one (width > 0); otherwise the latest frame from
 this node's own `image` / `image/compressed` subscriptions. Every failure (empty question,
 no frame, frame older than `max_frame_age`, undecodable image) is a response with
 `success: false` and the reason in `error`; the call never hangs waiting for a frame.
 
-Threading: one single-threaded executor (runner.py): requests are answered one at a time,
-in arrival order, and frames that arrive meanwhile wait in the depth-1 camera queue.
+Threading: one single-threaded executor (runner.py): `vqa` requests are answered one at
+a time, in arrival order, and frames that arrive meanwhile wait in the depth-1 camera
+queue. `ask` goals generate on worker threads; the model runs one call at a time.
 """
 import time
 
@@ -14,6 +17,7 @@ from rclpy.node import Node
 
 from ..preprocess import ImageError
 from ..srv import VQA
+from .ask_goals import AskGoals
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
@@ -27,6 +31,7 @@ PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
 class VQAServiceNode(Node):
     NODE_NAME = 'vqa_service'
+    ask = None      # until the constructor gets that far (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -37,13 +42,24 @@ class VQAServiceNode(Node):
         self.service = self.create_service(
             VQA, 'vqa', self._on_request, qos_profile=request_qos(p['request_queue_depth']))
         self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
-        self.get_logger().info(f'serving {self.service.service_name} with model '
-                               f'{self.engine.checkpoint}; frames from {self.camera.topics()}')
+        self.ask = AskGoals(self, self._reply)
+        self.get_logger().info(f'serving {self.service.service_name} and the ask action with '
+                               f'model {self.engine.checkpoint}; frames from '
+                               f'{self.camera.topics()}')
+
+    def destroy_node(self):
+        if self.ask is not None:
+            self.ask.destroy()
+        return super().destroy_node()
 
     def _on_request(self, request, response):
+        return self._reply(request, response)
+
+    def _reply(self, request, response, on_text=None):
+        """Fill a VQA response (or an Ask result: the same fields) for `request`."""
         start = time.perf_counter()
         try:
-            stamp, result, error = self._answer(request)
+            stamp, result, error = self._answer(request, on_text)
             if stamp is not None:
                 response.frame_stamp = stamp
         except Exception as e:  # noqa: BLE001 - reply with the reason rather than raise
@@ -65,11 +81,12 @@ class VQAServiceNode(Node):
         return worst(frame_status(self.camera, values),
                      request_status(self.diagnostics, 'vqa calls', 'vqa errors'))
 
-    def _answer(self, request):
+    def _answer(self, request, on_text=None):
         """(stamp of the frame used or None, TextResult or None, error)."""
         image = request.image
         if image.width == 0 and image.height == 0 and len(image.data) == 0:
-            header, result, error = answer_latest(self.engine, self.camera, request.question)
+            header, result, error = answer_latest(self.engine, self.camera, request.question,
+                                                  on_text)
             return (header.stamp if header else None), result, error
         if not request.question.strip():
             return None, None, 'question is empty'
@@ -77,7 +94,7 @@ class VQAServiceNode(Node):
             rgb = image_to_rgb(image)
         except ImageError as e:
             return image.header.stamp, None, f'request image: {e}'
-        result, error = answer_or_error(self.engine, rgb, request.question)
+        result, error = answer_or_error(self.engine, rgb, request.question, on_text)
         return image.header.stamp, result, error
 
 

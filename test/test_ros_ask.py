@@ -1,0 +1,112 @@
+"""The vqa_service node's `ask` action over real DDS: the reply streamed as feedback,
+the same answer as `vqa`, refusals as results, and cancel stopping a real generation
+(a tiny random LLaVA from tiny_hf_models.py, on the transformers backend)."""
+import os
+import threading
+
+import numpy as np
+import pytest
+
+os.environ['HF_HUB_OFFLINE'] = '1'
+rclpy = pytest.importorskip('rclpy')
+
+from action_msgs.msg import GoalStatus  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from vla_ros.action import Ask  # noqa: E402
+from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
+from vla_ros.ros.vqa_service_node import VQAServiceNode  # noqa: E402
+from vla_ros.srv import VQA  # noqa: E402
+
+pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
+TIMEOUT_S = 30.0
+QUESTION = 'what color is the shape?'
+IMAGE = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+
+
+def resolved(future, what):
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    assert done.wait(TIMEOUT_S), f'timed out waiting for {what}'
+    return future.result()
+
+
+class Asker:
+    def __init__(self, executor, **params):
+        self.node = VQAServiceNode(parameter_overrides=[Parameter(k, value=v)
+                                                        for k, v in params.items()])
+        executor.add_node(self.node)
+        self.probe = rclpy.create_node('ask_probe')
+        executor.add_node(self.probe)
+        self.client = ActionClient(self.probe, Ask, 'ask')
+        self.vqa = self.probe.create_client(VQA, 'vqa')
+        self.feedback = []
+
+    def send(self, question, image=None):
+        assert self.client.wait_for_server(timeout_sec=TIMEOUT_S), 'no ask server'
+        goal = Ask.Goal(question=question, image=rgb_to_image(image) if image is not None
+                        else rgb_to_image(np.zeros((0, 0, 3), np.uint8)))
+        handle = resolved(self.client.send_goal_async(
+            goal, feedback_callback=lambda m: self.feedback.append(m.feedback)), 'acceptance')
+        assert handle.accepted
+        return handle
+
+    def result(self, handle):
+        response = resolved(handle.get_result_async(), 'the result')
+        return response.status, response.result
+
+    def call_vqa(self, question, image):
+        assert self.vqa.wait_for_service(timeout_sec=TIMEOUT_S)
+        return resolved(self.vqa.call_async(VQA.Request(question=question,
+                                                        image=rgb_to_image(image))), '/vqa')
+
+
+def test_the_bundled_model_answers_as_vqa_does_with_its_reply_as_feedback(ros_executor):
+    asker = Asker(ros_executor)
+    frame = np.full((64, 64, 3), 255, np.uint8)
+    frame[16:48, 16:48] = (200, 30, 30)
+    status, result = asker.result(asker.send('what color is the shape?', frame))
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
+    reply = asker.call_vqa('what color is the shape?', frame)
+    assert (result.answer, result.confidence) == (reply.answer, pytest.approx(reply.confidence))
+    assert [f.partial_answer for f in asker.feedback] == [result.answer]
+    # Refusals are results with the reason, as /vqa's responses are.
+    status, result = asker.result(asker.send('what color is the shape?'))
+    assert status == GoalStatus.STATUS_ABORTED and not result.success
+    assert 'no camera frame' in result.error
+    status, result = asker.result(asker.send('   ', frame))
+    assert (status, result.error) == (GoalStatus.STATUS_ABORTED, 'question is empty')
+
+
+def test_a_pretrained_model_streams_its_reply_token_by_token(ros_executor, model_dirs):
+    asker = Asker(ros_executor, model=model_dirs['llava'], max_new_tokens=8)
+    status, result = asker.result(asker.send(QUESTION, IMAGE))
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
+    assert [f.tokens for f in asker.feedback] == list(range(1, 9))
+    assert asker.feedback[-1].partial_answer == result.answer
+    assert result.answer == asker.call_vqa(QUESTION, IMAGE).answer
+
+
+def test_cancel_stops_the_generation(ros_executor, model_dirs):
+    asker = Asker(ros_executor, model=model_dirs['llava'], max_new_tokens=512,
+                  generation_timeout=600.0)
+    canceled = threading.Event()
+    streamed = []
+    reply = asker.node.ask.reply
+
+    def gated_reply(request, result, on_text):
+        def watch(text, tokens):   # holds the generation after its first token until the
+            streamed.append(tokens)        # cancel has been acknowledged
+            if tokens == 1:
+                assert canceled.wait(TIMEOUT_S)
+            return on_text(text, tokens)
+        return reply(request, result, watch)
+    asker.node.ask.reply = gated_reply
+    handle = asker.send(QUESTION, IMAGE)
+    threading.Thread(target=lambda: (resolved(handle.cancel_goal_async(), 'cancel'),
+                                     canceled.set())).start()
+    status, result = asker.result(handle)
+    assert status == GoalStatus.STATUS_CANCELED
+    assert (result.success, result.error) == (False, 'canceled')
+    assert streamed == [1]    # the first token's check saw the cancel: generation stopped
