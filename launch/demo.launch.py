@@ -16,6 +16,12 @@ With the simulated robot (it publishes the camera on image_topic, the map on /ov
     ros2 service call /stop std_srvs/srv/Trigger       # halt now
     ros2 run rqt_image_view rqt_image_view /overview
 
+The VLA and VQA nodes are the managed (lifecycle) ones, configured and activated as they
+start (their `autostart` parameter); `managed:=false` runs the plain nodes instead.
+
+    ros2 lifecycle get /vla_node                       # active
+    ros2 lifecycle set /vla_node deactivate            # zero velocity, then quiet
+
 `vla-ros demo` runs the same node classes composed in one process (`--sim` for the robot).
 """
 import os
@@ -51,6 +57,12 @@ def generate_launch_description():
     # topics (image_transport names its compressed topic <image_topic>/compressed).
     camera_remaps = [('image', image_topic),
                      ('image/compressed', [image_topic, '/compressed'])]
+    managed = LaunchConfiguration('managed')
+
+    def model_node(executable: str) -> PythonExpression:
+        """`managed_<executable>` unless managed:=false."""
+        return PythonExpression(["'managed_", executable, "' if '", managed,
+                                 "'.lower() == 'true' else '", executable, "'"])
     return LaunchDescription([
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', dds_profile),
         DeclareLaunchArgument('params_file', default_value=default_params,
@@ -62,6 +74,9 @@ def generate_launch_description():
                                           'when a real camera publishes image_topic'),
         DeclareLaunchArgument('use_web', default_value='true',
                               description='serve the operator page (web node, localhost:8080)'),
+        DeclareLaunchArgument('managed', default_value='true',
+                              description='lifecycle versions of vla_node and vqa_service, '
+                                          'brought to active at start (false: plain nodes)'),
         DeclareLaunchArgument('use_sim', default_value='false',
                               description='start the simulated robot: its camera on '
                                           'image_topic, cmd_vel in, overview/odom out'),
@@ -73,10 +88,10 @@ def generate_launch_description():
              ros_arguments=enclave('sim'), parameters=[params],
              remappings=[('image', image_topic)], output='screen',
              condition=IfCondition(use_sim)),
-        Node(package='vla_ros', executable='vla_node', name='vla_node',
+        Node(package='vla_ros', executable=model_node('vla_node'), name='vla_node',
              ros_arguments=enclave('vla_node'), parameters=[params],
              remappings=camera_remaps, output='screen'),
-        Node(package='vla_ros', executable='vqa_service', name='vqa_service',
+        Node(package='vla_ros', executable=model_node('vqa_service'), name='vqa_service',
              ros_arguments=enclave('vqa_service'), parameters=[params],
              remappings=camera_remaps, output='screen'),
         Node(package='vla_ros', executable='web', name='web',

@@ -139,6 +139,15 @@ def test_launch_file_is_valid_python_and_starts_the_installed_executables():
              if isinstance(n, ast.Call) and getattr(n.func, 'id', '') == 'Node']
     args = [{k.arg: k.value.value for k in c.keywords if isinstance(k.value, ast.Constant)}
             for c in calls]
+    # model_node('vla_node') chooses managed_vla_node or vla_node (launch argument `managed`)
+    for call, a in zip(calls, args):
+        for k in call.keywords:
+            if k.arg == 'executable' and isinstance(k.value, ast.Call):
+                assert k.value.func.id == 'model_node'
+                a['executable'] = k.value.args[0].value
+                a['managed'] = True
     assert {a['executable'] for a in args} == set(NODES) <= _cmake_node_names()
+    assert {f"managed_{a['executable']}" for a in args if a.get('managed')} == \
+        {'managed_vla_node', 'managed_vqa_service'} <= _cmake_node_names()
     assert all(a['package'] == 'vla_ros' and a['name'] == a['executable'] for a in args)
     assert "'vla_ros.yaml'" in open(path).read()

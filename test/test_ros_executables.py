@@ -43,6 +43,8 @@ def test_executables_refuse_bad_setup_with_one_clear_line(tmp_path):
     bad_model.mkdir()
     cases = [
         (['vla_node', '-p', f'checkpoint:={bad_model}'], f'{bad_model}/config.json'),
+        (['managed_vla_node', '-p', f'model:={bad_model}'], f'{bad_model}/config.json'),
+        (['managed_vqa_service', '-p', 'backend:=tensorflow'], 'tensorflow'),
         (['vqa_service', '-p', 'qos_depth:=0'], 'qos_depth out of range'),
         (['image_source', '-p', 'source:=video', '-p', 'path:=/nonexistent.mp4'],
          "video '/nonexistent.mp4': no such file"),
@@ -61,7 +63,9 @@ def test_executables_refuse_bad_setup_with_one_clear_line(tmp_path):
 # already listening on 8080 cannot fail this test).
 READY = {
     'vqa_service': ([], 'serving'),
-    'vla_node': ([], 'ready'),
+    'vla_node': ([], 'listening on'),
+    'managed_vla_node': ([], 'listening on'),
+    'managed_vqa_service': ([], 'serving'),
     'image_source': ([], 'publishing'),
     'sim': ([], 'simulating'),
     'web': (['-p', 'port:=0', '-p', 'attention_maps:=false'], 'operator page on'),

@@ -138,7 +138,8 @@ def cmd_demo(args):
     except KeyboardInterrupt:  # Ctrl-C while torch/rclpy import: a clean stop too
         sys.exit(0)
     sys.exit(run_demo(args.duration, args.checkpoint or '', args.source or '',
-                      args.params_file or '', sim=args.sim, sim_policy=args.sim_policy))
+                      args.params_file or '', sim=args.sim, sim_policy=args.sim_policy,
+                      managed=not args.plain_nodes))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--sim-policy', dest='sim_policy', choices=('model', 'expert'),
                    default='model', help='who drives in --sim: the model (default) or the '
                    'privileged expert (shows the loop before the action head is trained)')
+    d.add_argument('--plain-nodes', dest='plain_nodes', action='store_true',
+                   help='plain nodes instead of the lifecycle ones (which the demo brings '
+                   'to active, as the launch file does)')
     d.set_defaults(func=cmd_demo)
 
     # `sim-eval` and `sim-record`: handlers in vla_ros/sim/commands.py

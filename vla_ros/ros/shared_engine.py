@@ -78,6 +78,7 @@ def engine_from_params(p: dict):
 def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **options):
     """The process's engine for `model` ('' = the bundled model), `threads`, `backend`;
     `options` (TransformersEngine's keyword arguments) only for the transformers backend.
+    Each call counts a user; `release_engine` uncounts one (a managed node's cleanup).
 
     Raises vla_ros.errors.CheckpointError when the model directory (or, for onnxruntime,
     its ONNX export) is missing, stale, bad or of the wrong kind for `backend`. torch's
@@ -90,8 +91,21 @@ def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **optio
     with _lock:   # held while loading, so two nodes starting together load once
         key = (path, threads, resolved, tuple(sorted(options.items())))
         if key not in _engines:
-            _engines[key] = make_engine(path, threads=threads, backend=resolved, **options)
-        return _engines[key]
+            _engines[key] = [make_engine(path, threads=threads, backend=resolved, **options), 0]
+        _engines[key][1] += 1
+        return _engines[key][0]
+
+
+def release_engine(engine) -> None:
+    """One user less of `engine`; the last one's release drops it from the process's
+    cache, so the model is freed once nothing else holds it."""
+    with _lock:
+        for key, entry in list(_engines.items()):
+            if entry[0] is engine:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _engines[key]
+                return
 
 
 def answer_or_error(engine, image, question: str, on_text=None):

@@ -27,7 +27,9 @@ from .action_control import ACTION_PARAMS, ActionControl
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import rgb_to_image
-from .params import declare_parameters, OUTPUT_QOS, Param, request_qos, REQUEST_PARAMS
+from .params import (declare_parameters, OUTPUT_QOS, Param, param_values, request_qos,
+                     REQUEST_PARAMS)
+from .managed import LifecycleNode, Managed, MANAGED_PARAMS
 from .runner import run_node
 from .shared_engine import answer_latest, ENGINE_PARAMS, engine_from_params
 
@@ -41,14 +43,30 @@ PARAMS = ENGINE_PARAMS + (
 
 
 class VLANode(Node):
+    """The plain node: loads the model and serves from its constructor on. managed.py
+    makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vla_node'
-    actions = None      # until the constructor gets that far (destroy_node checks)
+    PARAMS = PARAMS
+    engine = actions = None      # until load_model / serve (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        p = declare_parameters(self, PARAMS)
+        declare_parameters(self, self.PARAMS)
+        self.start_up()
+
+    def start_up(self):
+        self.load_model()
+        self.serve()
+
+    def load_model(self):
         start = time.perf_counter()
-        self.engine = engine_from_params(p)
+        self.engine = engine_from_params(param_values(self, ENGINE_PARAMS))
+        self.get_logger().info(f'model {self.engine.checkpoint} ({self.engine.backend}) '
+                               f'loaded in {time.perf_counter() - start:.1f} s')
+
+    def serve(self):
+        """Subscriptions, publishers, services, the action server and timers."""
+        p = param_values(self, PARAMS)
         self.camera = CameraInput(self)
         self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
         self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)
@@ -66,9 +84,22 @@ class VLANode(Node):
         self.annotated_pub = self.create_publisher(Image, 'annotated', OUTPUT_QOS)
         if p['annotated_rate'] > 0:
             self.create_timer(1.0 / p['annotated_rate'], self._publish_annotated)
-        self.get_logger().info(
-            f'model {self.engine.checkpoint} ready in {time.perf_counter() - start:.1f} s; '
-            f"listening on {self.camera.topics()}, captions at {p['caption_rate']:g} Hz")
+        self.get_logger().info(f"listening on {self.camera.topics()}, captions at "
+                               f"{p['caption_rate']:g} Hz")
+
+    def quiet(self, reason: str):
+        """Zero velocity, the running goal ended, the watchdog thread stopped."""
+        actions, self.actions = self.actions, None
+        if actions is not None:
+            try:
+                actions.stop(reason)
+            except Exception as e:  # noqa: BLE001 - e.g. the context is already gone
+                self.get_logger().warning(f'could not send zero velocity: {e}')
+            actions.close()
+
+    def destroy_node(self):
+        self.quiet('node destroyed')
+        return super().destroy_node()
 
     # -- captions ---------------------------------------------------------------------------
     def _set_caption_rate(self, rate: float):
@@ -138,11 +169,6 @@ class VLANode(Node):
         self.annotated_pub.publish(rgb_to_image(image, frame.header))
         self.diagnostics.count('annotated images')
 
-    def destroy_node(self):
-        if self.actions is not None:
-            self.actions.close()
-        return super().destroy_node()
-
     # -- questions --------------------------------------------------------------------------
     def _on_question(self, msg: String):
         start = time.perf_counter()
@@ -168,8 +194,17 @@ class VLANode(Node):
                                  ok=result is not None)
 
 
+class ManagedVLANode(Managed, VLANode, LifecycleNode):
+    """The lifecycle version (managed.py): configure loads the model, activate serves."""
+    PARAMS = PARAMS + MANAGED_PARAMS
+
+
 def main(args=None):
     return run_node(VLANode, args)
+
+
+def main_managed(args=None):
+    return run_node(ManagedVLANode, args)
 
 
 if __name__ == '__main__':

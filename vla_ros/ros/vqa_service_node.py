@@ -21,7 +21,8 @@ from .ask_goals import AskGoals
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
-from .params import declare_parameters, request_qos, REQUEST_PARAMS
+from .managed import LifecycleNode, Managed, MANAGED_PARAMS
+from .params import declare_parameters, param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
 from .shared_engine import (answer_latest, answer_or_error, engine_from_params,
                             ENGINE_PARAMS)
@@ -30,13 +31,27 @@ PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
 
 class VQAServiceNode(Node):
+    """The plain node: loads the model and serves from its constructor on. managed.py
+    makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vqa_service'
-    ask = None      # until the constructor gets that far (destroy_node checks)
+    PARAMS = PARAMS
+    engine = ask = None      # until load_model / serve (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
-        p = declare_parameters(self, PARAMS)
-        self.engine = engine_from_params(p)
+        declare_parameters(self, self.PARAMS)
+        self.start_up()
+
+    def start_up(self):
+        self.load_model()
+        self.serve()
+
+    def load_model(self):
+        self.engine = engine_from_params(param_values(self, ENGINE_PARAMS))
+
+    def serve(self):
+        """The camera subscriptions, `vqa`, `ask` and diagnostics."""
+        p = param_values(self, PARAMS)
         self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
         self.service = self.create_service(
@@ -47,9 +62,14 @@ class VQAServiceNode(Node):
                                f'model {self.engine.checkpoint}; frames from '
                                f'{self.camera.topics()}')
 
+    def quiet(self, reason: str):
+        """Running `ask` goals canceled and their server gone."""
+        ask, self.ask = self.ask, None
+        if ask is not None:
+            ask.destroy()
+
     def destroy_node(self):
-        if self.ask is not None:
-            self.ask.destroy()
+        self.quiet('node destroyed')
         return super().destroy_node()
 
     def _on_request(self, request, response):
@@ -98,8 +118,17 @@ class VQAServiceNode(Node):
         return image.header.stamp, result, error
 
 
+class ManagedVQAServiceNode(Managed, VQAServiceNode, LifecycleNode):
+    """The lifecycle version (managed.py): configure loads the model, activate serves."""
+    PARAMS = PARAMS + MANAGED_PARAMS
+
+
 def main(args=None):
     return run_node(VQAServiceNode, args)
+
+
+def main_managed(args=None):
+    return run_node(ManagedVQAServiceNode, args)
 
 
 if __name__ == '__main__':

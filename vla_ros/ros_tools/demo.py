@@ -20,8 +20,8 @@ from ..ros.image_source_node import ImageSourceNode
 from ..ros.params import CLIENT_QOS, OUTPUT_QOS
 from ..ros.runner import (init_or_explain, make_executor, shutting_down, spin_until_stopped,
                           StopSignals, STARTUP_ERRORS, tear_down)
-from ..ros.vla_node import VLANode
-from ..ros.vqa_service_node import VQAServiceNode
+from ..ros.vla_node import ManagedVLANode, VLANode
+from ..ros.vqa_service_node import ManagedVQAServiceNode, VQAServiceNode
 
 # easy-VQA wordings (the default source shows easy-VQA test images)
 QUESTIONS = ('what shape is in the image?', 'what color is the shape?',
@@ -125,10 +125,12 @@ def start_web(model_params):
 
 def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
              params_file: str = '', question_period: int = 3, sim: bool = False,
-             sim_policy: str = 'model') -> int:
+             sim_policy: str = 'model', managed: bool = True) -> int:
     """Run the demo until Ctrl-C or for `duration` seconds (0 = until Ctrl-C); exit code.
 
     sim: the simulated robot is the camera and gets instructions (see sim_demo.py).
+    managed: the lifecycle versions of the VLA and VQA nodes, brought to active (as the
+    launch file does); False: the plain nodes.
     """
     try:
         params_file = params_file or config_file()
@@ -144,9 +146,11 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         if not sim:
             nodes.append(ImageSourceNode(
                 parameter_overrides=[Parameter('source', value=source)] if source else []))
-        vla = VLANode(parameter_overrides=model)
+        vla_class, vqa_class = ((ManagedVLANode, ManagedVQAServiceNode) if managed
+                                else (VLANode, VQAServiceNode))
+        vla = vla_class(parameter_overrides=model)
         nodes.append(vla)
-        nodes.append(VQAServiceNode(parameter_overrides=model))
+        nodes.append(vqa_class(parameter_overrides=model))
         console = DemoConsole(question_period)
         nodes.append(console)
         if sim:
