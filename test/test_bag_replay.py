@@ -106,13 +106,15 @@ def test_replay_gives_the_expected_answers_and_captions(rig, bags, golden, name,
 def test_a_changed_model_fails_with_a_readable_diff(rig, bags, golden, monkeypatch):
     """What a regression looks like: the model now answers yes for no and vice versa."""
     engine = rig.vla.engine            # shared with the vqa node
-    real_answer = engine.answer
+    real_answer_batch = engine.answer_batch   # how both nodes answer questions
 
-    def flipped(*args, **kwargs):
-        result = real_answer(*args, **kwargs)
-        result.text = {'yes': 'no', 'no': 'yes'}.get(result.text, result.text)
-        return result
-    monkeypatch.setattr(engine, 'answer', flipped)
+    def flipped(requests):
+        results = real_answer_batch(requests)
+        for result in results:
+            if hasattr(result, 'text'):
+                result.text = {'yes': 'no', 'no': 'yes'}.get(result.text, result.text)
+        return results
+    monkeypatch.setattr(engine, 'answer_batch', flipped)
     report = rig.replay(bags['easy_vqa_compressed_mcap'], rate=4.0, sync=True,
                         golden=golden['compressed'])
     with pytest.raises(AssertionError) as failure:

@@ -129,3 +129,24 @@ def test_onnx_engine_process_never_imports_torch():
                          timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip()
+
+
+def test_a_batch_gets_each_request_its_own_answer_on_both_backends(engines, split):
+    """answer_batch: mixed images (some shared), prompts of several lengths, refusals in
+    between; every answer is what answer() gives alone, on torch and on ONNX Runtime."""
+    questions = split.questions[:60]
+    shared = split.images[questions[0][2]]
+    requests = [(split.images[i] if n % 3 else shared, q)
+                for n, (q, _a, i) in enumerate(questions)]
+    requests[5] = (shared, '   ')                                  # refused: empty
+    requests[9] = (np.zeros((4, 4), np.float32), 'what color is the shape?')  # bad frame
+    assert len({len(q.split()) for _i, q in requests}) > 2             # several lengths
+    for engine in engines:
+        batch = engine.answer_batch(requests)
+        assert isinstance(batch[5], QuestionError) and isinstance(batch[9], ImageError)
+        for n, (image, question) in enumerate(requests):
+            if n in (5, 9):
+                continue
+            alone = engine.answer(image, question)
+            assert (batch[n].text, batch[n].tokens) == (alone.text, alone.tokens), n
+            assert batch[n].confidence == pytest.approx(alone.confidence, rel=1e-4, abs=1e-6)

@@ -17,13 +17,14 @@ import os
 import sys
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from .. import tokenizer as tok
-from ..preprocess import to_model_input
+from ..preprocess import ImageError, to_model_input
 
 # vla_ros/ in the source tree (symlink installs resolve to it)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -174,12 +175,13 @@ class Engine:
 
 
 class BundledEngine(Engine):
-    """The bundled model's answer / caption / act on top of a backend's `_generate` and
-    `_act`.
+    """The bundled model's answer / caption / act on top of a backend's `_encode`,
+    `_decode` and `_act`.
 
     Subclasses set `config` (ModelConfig), `tokenizer` and `image_size` and implement
-    `prepare_image`, `_generate(pixels, prompt_ids) -> (token ids, probabilities)` and
-    `_act(pixels, prompt_ids) -> (linear, angular, done probability)`.
+    `prepare_image`, `_encode(pixels) -> visual tokens`, `_decode(visual, rows, prompts)
+    -> [(token ids, probabilities)]` and `_act(pixels, prompt_ids) -> (linear, angular,
+    done probability)`.
     """
 
     @property
@@ -231,21 +233,62 @@ class BundledEngine(Engine):
         return ActionResult(finite_or_zero(linear), finite_or_zero(angular),
                             finite_or_zero(done), (time.perf_counter() - start) * 1000)
 
+    def answer_batch(self, requests) -> list:
+        """[(image, question)] -> per request, in order, its TextResult or the exception
+        that refuses it (ImageError, QuestionError), from one batched model call: each
+        distinct image object is encoded once, equal-length prompts are decoded together.
+        The answers are answer()'s; latency_ms is the whole batch's."""
+        start = time.perf_counter()
+        results = [None] * len(requests)
+        pixels, image_rows, prompts = [], {}, {}
+        for n, (image, question) in enumerate(requests):
+            try:
+                prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
+                if id(image) not in image_rows:
+                    pixels.append(self.pixels(image))
+                    image_rows[id(image)] = len(pixels) - 1
+                prompts[n] = (prompt, image_rows[id(image)])
+            except (ImageError, QuestionError) as e:
+                results[n] = e
+        if not prompts:
+            return results
+        by_length = defaultdict(list)
+        for n, (prompt, _row) in prompts.items():
+            by_length[len(prompt)].append(n)
+        with self._lock:
+            visual = self._encode(np.concatenate(pixels))
+            for members in by_length.values():
+                decoded = self._decode(visual, [prompts[n][1] for n in members],
+                                       [prompts[n][0] for n in members])
+                for n, reply in zip(members, decoded):
+                    results[n] = reply
+        ms = (time.perf_counter() - start) * 1000
+        for n in prompts:
+            results[n] = self._result(*results[n], ms)
+        return results
+
     def _text(self, pixels, prompt: list) -> TextResult:
         start = time.perf_counter()
         with self._lock:
-            tokens, probs = self._generate(pixels, prompt)
-        text = self.tokenizer.decode(tokens)
+            tokens, probs = self._decode(self._encode(pixels), [0], [prompt])[0]
+        return self._result(tokens, probs, (time.perf_counter() - start) * 1000)
+
+    def _result(self, tokens, probs, ms: float) -> TextResult:
         confidence = float(np.prod(np.asarray(probs, dtype=np.float32)))
-        return TextResult(text, confidence, (time.perf_counter() - start) * 1000,
-                          tokens=len(tokens))
+        return TextResult(self.tokenizer.decode(tokens), confidence, ms, tokens=len(tokens))
 
     def max_new_tokens(self, prompt_len: int, limit: int = 24) -> int:
         """Reply length cap: as model.generate, the text never outgrows max_text_len."""
         return min(limit, self.config.max_text_len - prompt_len + 1)
 
     # -- what a backend provides ------------------------------------------------------------
-    def _generate(self, pixels, prompt: list):
+    def _encode(self, pixels):
+        """uint8 (B, S, S, 3) -> the visual tokens (B, Q, dim) the decoder reads."""
+        raise NotImplementedError
+
+    def _decode(self, visual, rows: list, prompts: list) -> list:
+        """Greedy replies to equal-length `prompts`, prompt i about visual[rows[i]]:
+        [(token ids up to and including EOS, their probabilities)]."""
         raise NotImplementedError
 
     def _act(self, pixels, prompt: list):

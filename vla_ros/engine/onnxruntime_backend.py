@@ -87,21 +87,30 @@ class OnnxEngine(BundledEngine):
                                                         'past': past})
 
     # -- EngineBase ---------------------------------------------------------------------------
-    def _generate(self, pixels: np.ndarray, prompt: list):
-        """Greedy decoding with the KV cache, as VLAModel.generate (batch 1)."""
-        visual = self.encode_image(pixels)
-        ids, past = np.array([prompt], np.int64), self._no_past
-        tokens, probs = [], []
-        for _ in range(self.max_new_tokens(len(prompt))):
+    def _encode(self, pixels: np.ndarray) -> np.ndarray:
+        return self.encode_image(pixels)
+
+    def _decode(self, visual: np.ndarray, rows: list, prompts: list) -> list:
+        """Greedy decoding with the KV cache, all prompts in lockstep (as VLAModel.generate);
+        a row stops growing at its EOS."""
+        visual = visual[rows]
+        ids, past = np.array(prompts, np.int64), None
+        replies = [([], []) for _ in prompts]
+        running = np.ones(len(prompts), bool)
+        for _ in range(self.max_new_tokens(len(prompts[0]))):
             logits, _, past = self.decoder_step(ids, visual, past)
-            last = logits[0, -1]
-            nxt = int(last.argmax())
-            probs.append(1.0 / np.exp(last - last[nxt]).sum())   # softmax at the argmax
-            tokens.append(nxt)
-            if nxt == tok.EOS:
+            last = logits[:, -1]                                        # (B, vocab)
+            nxt = last.argmax(-1)
+            chosen = last[np.arange(len(nxt)), nxt][:, None]
+            probs = 1.0 / np.exp(last - chosen).sum(-1)                 # softmax at the argmax
+            for b in np.flatnonzero(running):
+                replies[b][0].append(int(nxt[b]))
+                replies[b][1].append(float(probs[b]))
+            running &= nxt != tok.EOS
+            if not running.any():
                 break
-            ids = np.array([[nxt]], np.int64)
-        return tokens, probs
+            ids = nxt[:, None].astype(np.int64)
+        return replies
 
     def _act(self, pixels: np.ndarray, prompt: list):
         visual, patches = self.encode(pixels)

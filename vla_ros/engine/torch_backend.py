@@ -28,11 +28,18 @@ class InferenceEngine(BundledEngine):
         """Any-size uint8 frame -> (1, S, S, 3) tensor. Raises preprocess.ImageError."""
         return torch.from_numpy(self.pixels(image, bgr))
 
-    def _generate(self, pixels: torch.Tensor, prompt: list):
+    def _encode(self, pixels) -> torch.Tensor:
         with torch.inference_mode():
-            visual = self.model.encode_image(pixels)
-            tokens, probs = self.model.generate(visual, torch.tensor([prompt]), eos=tok.EOS)
-        return tokens[0].tolist(), probs[0].numpy()
+            return self.model.encode_image(torch.as_tensor(pixels))
+
+    def _decode(self, visual: torch.Tensor, rows: list, prompts: list) -> list:
+        with torch.inference_mode():
+            tokens, probs = self.model.generate(visual[rows], torch.tensor(prompts), eos=tok.EOS)
+        replies = []
+        for ids, p in zip(tokens.tolist(), probs.numpy()):   # rows done early are eos-padded
+            n = ids.index(tok.EOS) + 1 if tok.EOS in ids else len(ids)
+            replies.append((ids[:n], p[:n]))
+        return replies
 
     def _act(self, pixels: torch.Tensor, prompt: list):
         with torch.inference_mode():

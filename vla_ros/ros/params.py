@@ -87,6 +87,9 @@ REQUEST_PARAMS = (
           'requests (/vqa calls, questions) queued while the model is busy; beyond this the '
           'oldest waiting one is dropped by DDS. Also the depth of the /vqa responses.',
           range=(1, 10000)),
+    Param('max_batch', 64, 'questions (/vqa calls, `question` messages) answered in one model '
+          'call at most, from those that queued while the model was busy (1 = one at a time)',
+          range=(1, 1024)),
 )
 
 

@@ -117,20 +117,29 @@ def answer_or_error(engine, image, question: str, on_text=None):
         return None, str(e)
 
 
+def question_frame(camera, question: str):
+    """(the latest fresh frame of `camera`, '') to answer `question` about, or (None,
+    reason): an empty question, no frame yet, a stale frame."""
+    if not question.strip():
+        return None, 'question is empty'
+    return camera.usable_frame()
+
+
 def answer_latest(engine, camera, question: str, on_text=None):
     """Answer about `camera`'s latest frame: (header or None, TextResult or None, error).
 
     Refusals (empty question, no or stale frame, undecodable frame, question the model
     cannot read) come back as an error string; the header is the frame's when there was one.
     """
-    if not question.strip():
-        return None, None, 'question is empty'
-    frame, error = camera.usable_frame()
+    frame, error = question_frame(camera, question)
     if frame is None:
         return None, None, error
     try:
         image = frame.rgb()
     except ImageError as e:
-        return frame.header, None, f'latest camera frame is unusable: {e}'
+        return frame.header, None, f'{UNUSABLE_FRAME}: {e}'
     result, error = answer_or_error(engine, image, question, on_text)
     return frame.header, result, error
+
+
+UNUSABLE_FRAME = 'latest camera frame is unusable'

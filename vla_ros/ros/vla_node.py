@@ -7,12 +7,14 @@ and one `answer` (vla_ros/Answer) per question. Both carry the header of the fra
 describe. Instruction following (`instruction` -> `cmd_vel`, `action_status`, the `stop`
 service, speed clamps and the frame watchdog) is wired by action_control.py.
 
-Threading: one single-threaded executor (runner.py says why), so the model runs one
-call at a time; camera frames that arrive meanwhile wait in the depth-1 subscription
-queue, and each caption uses the newest frame. A caption tick that comes while the
-model is busy runs late rather than queueing up. A frame is captioned at most once (a
-still camera yields no new captions), so `caption_rate` is an upper bound. Only the
-velocity watchdog has its own thread.
+Threading: one single-threaded executor (runner.py says why) runs captions and the
+control loop, and the model runs one call at a time (the engine's lock); camera frames
+that arrive meanwhile wait in the depth-1 subscription queue, and each caption uses the
+newest frame. A caption tick that comes while the model is busy runs late rather than
+queueing up. A frame is captioned at most once (a still camera yields no new captions),
+so `caption_rate` is an upper bound. Questions are answered on the batcher's thread,
+those that queued while it was busy in one batched call (answer_batcher.py); the
+velocity watchdog has its own thread too.
 """
 import time
 
@@ -24,14 +26,15 @@ from ..annotate import annotate, Overlay
 from ..msg import Answer, Caption
 from ..preprocess import ImageError
 from .action_control import ACTION_PARAMS, ActionControl
+from .answer_batcher import AnswerBatcher
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import rgb_to_image
+from .managed import LifecycleNode, Managed, MANAGED_PARAMS
 from .params import (declare_parameters, OUTPUT_QOS, Param, param_values, request_qos,
                      REQUEST_PARAMS)
-from .managed import LifecycleNode, Managed, MANAGED_PARAMS
 from .runner import run_node
-from .shared_engine import answer_latest, ENGINE_PARAMS, engine_from_params
+from .shared_engine import ENGINE_PARAMS, engine_from_params, question_frame, UNUSABLE_FRAME
 
 PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
@@ -47,7 +50,7 @@ class VLANode(Node):
     makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vla_node'
     PARAMS = PARAMS
-    engine = actions = None      # until load_model / serve (destroy_node checks)
+    engine = actions = batcher = None      # until load_model / serve (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -70,9 +73,12 @@ class VLANode(Node):
         self.camera = CameraInput(self)
         self.caption_pub = self.create_publisher(Caption, 'caption', OUTPUT_QOS)
         self.answer_pub = self.create_publisher(Answer, 'answer', OUTPUT_QOS)
-        # Questions are requests: reliable and queued, unlike camera frames.
+        # Questions are requests: reliable and queued, unlike camera frames; those that
+        # arrive while the model is busy are answered together (answer_batcher.py).
+        self.batcher = AnswerBatcher(self, self.engine, p['max_batch'])
         self.create_subscription(String, 'question', self._on_question,
-                                 request_qos(p['request_queue_depth']))
+                                 request_qos(p['request_queue_depth']),
+                                 callback_group=self.batcher.group)
         self.caption_timer = None
         self._last_captioned = 0      # seq of the last frame captioned
         self._set_caption_rate(p['caption_rate'])
@@ -88,7 +94,10 @@ class VLANode(Node):
                                f"{p['caption_rate']:g} Hz")
 
     def quiet(self, reason: str):
-        """Zero velocity, the running goal ended, the watchdog thread stopped."""
+        """Zero velocity, the running goal ended, the watchdog and batcher threads stopped."""
+        batcher, self.batcher = self.batcher, None
+        if batcher is not None:
+            batcher.close()
         actions, self.actions = self.actions, None
         if actions is not None:
             try:
@@ -170,11 +179,15 @@ class VLANode(Node):
         self.diagnostics.count('annotated images')
 
     # -- questions --------------------------------------------------------------------------
-    def _on_question(self, msg: String):
+    async def _on_question(self, msg: String):
+        """A `question`: queued for the batcher (answer_batcher.py), answered on `answer`."""
         start = time.perf_counter()
         header, result, error = None, None, ''
         try:
-            header, result, error = answer_latest(self.engine, self.camera, msg.data)
+            frame, error = question_frame(self.camera, msg.data)
+            if frame is not None:
+                header = frame.header
+                result, error = await self.batcher.answer(frame.rgb, msg.data, UNUSABLE_FRAME)
         except Exception as e:  # noqa: BLE001 - answer with the reason rather than raise
             error = f'internal error: {type(e).__name__}: {e}'
             self.get_logger().error(error, throttle_duration_sec=LOG_THROTTLE_S)

@@ -7,9 +7,10 @@ this node's own `image` / `image/compressed` subscriptions. Every failure (empty
 no frame, frame older than `max_frame_age`, undecodable image) is a response with
 `success: false` and the reason in `error`; the call never hangs waiting for a frame.
 
-Threading: one single-threaded executor (runner.py): `vqa` requests are answered one at
-a time, in arrival order, and frames that arrive meanwhile wait in the depth-1 camera
-queue. `ask` goals generate on worker threads; the model runs one call at a time.
+Threading: one single-threaded executor (runner.py) takes requests and frames; the model
+runs on worker threads: `vqa` requests that queue while it is busy are answered together
+in one batched call (answer_batcher.py), `ask` goals generate on threads of their own.
+The model runs one call at a time (the engine's lock).
 """
 import time
 
@@ -17,6 +18,7 @@ from rclpy.node import Node
 
 from ..preprocess import ImageError
 from ..srv import VQA
+from .answer_batcher import AnswerBatcher
 from .ask_goals import AskGoals
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
@@ -24,8 +26,8 @@ from .image_conversion import image_to_rgb
 from .managed import LifecycleNode, Managed, MANAGED_PARAMS
 from .params import declare_parameters, param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
-from .shared_engine import (answer_latest, answer_or_error, engine_from_params,
-                            ENGINE_PARAMS)
+from .shared_engine import (answer_or_error, engine_from_params, ENGINE_PARAMS,
+                            question_frame, UNUSABLE_FRAME)
 
 PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
@@ -35,7 +37,7 @@ class VQAServiceNode(Node):
     makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vqa_service'
     PARAMS = PARAMS
-    engine = ask = None      # until load_model / serve (destroy_node checks)
+    engine = ask = batcher = None      # until load_model / serve (destroy_node checks)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -54,8 +56,10 @@ class VQAServiceNode(Node):
         p = param_values(self, PARAMS)
         self.camera = CameraInput(self)
         # Relative name: `/vqa` at the root namespace, remappable with `vqa:=...`.
+        self.batcher = AnswerBatcher(self, self.engine, p['max_batch'])
         self.service = self.create_service(
-            VQA, 'vqa', self._on_request, qos_profile=request_qos(p['request_queue_depth']))
+            VQA, 'vqa', self._on_request, qos_profile=request_qos(p['request_queue_depth']),
+            callback_group=self.batcher.group)
         self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
         self.ask = AskGoals(self, self._reply)
         self.get_logger().info(f'serving {self.service.service_name} and the ask action with '
@@ -63,28 +67,51 @@ class VQAServiceNode(Node):
                                f'{self.camera.topics()}')
 
     def quiet(self, reason: str):
-        """Running `ask` goals canceled and their server gone."""
+        """Running `ask` goals canceled and their server gone; queued `vqa` calls answered
+        'node shutting down', the batcher's thread stopped."""
         ask, self.ask = self.ask, None
         if ask is not None:
             ask.destroy()
+        batcher, self.batcher = self.batcher, None
+        if batcher is not None:
+            batcher.close()
 
     def destroy_node(self):
         self.quiet('node destroyed')
         return super().destroy_node()
 
-    def _on_request(self, request, response):
-        return self._reply(request, response)
+    async def _on_request(self, request, response):
+        """A `vqa` call: queued for the batcher (answer_batcher.py); awaits its answer."""
+        start = time.perf_counter()
+        stamp = result = None
+        try:
+            stamp, image, what, error = self._frame_for(request)
+            if image is not None:
+                result, error = await self.batcher.answer(image, request.question, what)
+        except Exception as e:  # noqa: BLE001 - reply with the reason rather than raise
+            error = self._internal_error(e)
+        return self._fill(response, stamp, result, error, start)
 
     def _reply(self, request, response, on_text=None):
-        """Fill a VQA response (or an Ask result: the same fields) for `request`."""
+        """Fill an Ask result (the VQA response's fields) for `request`, here and now."""
         start = time.perf_counter()
+        stamp = result = None
         try:
-            stamp, result, error = self._answer(request, on_text)
-            if stamp is not None:
-                response.frame_stamp = stamp
+            stamp, image, what, error = self._frame_for(request)
+            if image is not None:
+                result, error = self._answer_now(image, request.question, what, on_text)
         except Exception as e:  # noqa: BLE001 - reply with the reason rather than raise
-            result, error = None, f'internal error: {type(e).__name__}: {e}'
-            self.get_logger().error(error, throttle_duration_sec=LOG_THROTTLE_S)
+            error = self._internal_error(e)
+        return self._fill(response, stamp, result, error, start)
+
+    def _internal_error(self, e: Exception) -> str:
+        error = f'internal error: {type(e).__name__}: {e}'
+        self.get_logger().error(error, throttle_duration_sec=LOG_THROTTLE_S)
+        return error
+
+    def _fill(self, response, stamp, result, error: str, start: float):
+        if stamp is not None:
+            response.frame_stamp = stamp
         response.success = result is not None
         if result is not None:
             response.answer, response.confidence = result.text, result.confidence
@@ -98,24 +125,30 @@ class VQAServiceNode(Node):
     def _diagnostic_report(self, values: dict):
         values['model'] = self.engine.checkpoint
         values['backend'] = self.engine.backend
+        values['vqa batches (by size)'] = str(dict(sorted(self.batcher.sizes.items())))
         return worst(frame_status(self.camera, values),
                      request_status(self.diagnostics, 'vqa calls', 'vqa errors'))
 
-    def _answer(self, request, on_text=None):
-        """(stamp of the frame used or None, TextResult or None, error)."""
+    def _frame_for(self, request):
+        """(stamp of the frame or None, image() -> RGB or None, what the image is, error).
+        The request's image when it has one, else the latest fresh camera frame."""
         image = request.image
-        if image.width == 0 and image.height == 0 and len(image.data) == 0:
-            header, result, error = answer_latest(self.engine, self.camera, request.question,
-                                                  on_text)
-            return (header.stamp if header else None), result, error
         if not request.question.strip():
-            return None, None, 'question is empty'
+            return None, None, '', 'question is empty'
+        if image.width == 0 and image.height == 0 and len(image.data) == 0:
+            frame, error = question_frame(self.camera, request.question)
+            if frame is None:
+                return None, None, '', error
+            return frame.header.stamp, frame.rgb, UNUSABLE_FRAME, ''
+        return image.header.stamp, lambda: image_to_rgb(image), 'request image', ''
+
+    def _answer_now(self, image, question: str, what: str, on_text=None):
+        """(TextResult or None, error), on this thread (an Ask goal's worker)."""
         try:
-            rgb = image_to_rgb(image)
+            rgb = image()
         except ImageError as e:
-            return image.header.stamp, None, f'request image: {e}'
-        result, error = answer_or_error(self.engine, rgb, request.question, on_text)
-        return image.header.stamp, result, error
+            return None, f'{what}: {e}'
+        return answer_or_error(self.engine, rgb, question, on_text)
 
 
 class ManagedVQAServiceNode(Managed, VQAServiceNode, LifecycleNode):
