@@ -150,3 +150,27 @@ def test_a_batch_gets_each_request_its_own_answer_on_both_backends(engines, spli
             alone = engine.answer(image, question)
             assert (batch[n].text, batch[n].tokens) == (alone.text, alone.tokens), n
             assert batch[n].confidence == pytest.approx(alone.confidence, rel=1e-4, abs=1e-6)
+
+
+def test_read_only_frames_are_encoded_once_and_writable_ones_every_time(engines, split):
+    """The nodes' camera frames are read-only: asking about one again (another batch, a
+    caption) reuses its encoding. A writable array may change between calls: never reused."""
+    engine = engines[1]
+    encoded = []
+    real = engine._encode
+    engine._encode = lambda pixels: (encoded.append(len(pixels)), real(pixels))[1]
+    try:
+        frozen = split.images[0].copy()
+        frozen.flags.writeable = False
+        first = engine.answer(frozen, 'what color is the shape?')
+        engine.answer_batch([(frozen, 'what shape is this?'), (frozen, 'is there a circle?')])
+        engine.caption(frozen)
+        assert encoded == [1]
+        assert engine.answer(frozen, 'what color is the shape?').text == first.text
+        writable = split.images[0].copy()
+        before = engine.answer(writable, 'what color is the shape?').text
+        writable[:] = 255 - writable
+        assert engine.answer(writable, 'what color is the shape?').text != before
+        assert encoded == [1, 1, 1]
+    finally:
+        engine._encode = real

@@ -280,13 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as e:
             raise SystemExit(f'error: load-test needs ROS 2 ({e}); run scripts/setup.sh, '
                              'then source scripts/env.sh')
-        sys.exit(load_test(args.clients, args.calls, args.json))
+        sys.exit(load_test(args.clients, args.calls, args.json, args.max_batch))
 
     t = sub.add_parser('load-test', help='many concurrent /vqa clients against the real node '
                        'processes: requests vs responses, latency, captions meanwhile')
     t.add_argument('--clients', type=int, default=50)
     t.add_argument('--calls', type=int, default=20, help='calls per client, back to back')
     t.add_argument('--json', action='store_true', help='print JSON')
+    t.add_argument('--max-batch', dest='max_batch', type=int, default=64,
+                   help="the vqa node's max_batch (1 = one call at a time, no batching)")
     t.set_defaults(func=cmd_load_test)
 
     def cmd_explain(args):

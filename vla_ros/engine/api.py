@@ -30,6 +30,7 @@ from ..preprocess import ImageError, to_model_input
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 DEFAULT_MODEL = 'vla_tiny'
 REPLY_ROOM = 12   # tokens kept free after a prompt for the reply
+ENCODED_FRAMES = 4   # read-only frames whose encodings an engine remembers
 
 
 class QuestionError(ValueError):
@@ -138,6 +139,7 @@ class Engine:
         self.threads = threads
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
+        self._encoded = []   # [(frozen frame, its visual tokens)], newest last (BundledEngine)
 
     def check_text(self, text: str, what: str) -> str:
         """`text` stripped; QuestionError when it is not text, empty or too long."""
@@ -214,14 +216,14 @@ class BundledEngine(Engine):
         """Answer a question about an image; `on_text` gets the whole reply once. Raises
         ImageError / QuestionError / GenerationCanceled."""
         prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
-        result = self._text(self.prepare_image(image, bgr), prompt)
+        result = self._text(image, prompt, bgr)
         if on_text is not None and not on_text(result.text, result.tokens):
             raise GenerationCanceled('canceled')
         return result
 
     def caption(self, image: np.ndarray, bgr: bool = False) -> TextResult:
         """Describe an image in one sentence. Raises ImageError."""
-        return self._text(self.prepare_image(image, bgr), [tok.CAPTION])
+        return self._text(image, [tok.CAPTION], bgr)
 
     def act(self, image: np.ndarray, instruction: str, bgr: bool = False) -> ActionResult:
         """Velocity command for following an instruction. Raises ImageError / QuestionError."""
@@ -240,37 +242,69 @@ class BundledEngine(Engine):
         The answers are answer()'s; latency_ms is the whole batch's."""
         start = time.perf_counter()
         results = [None] * len(requests)
-        pixels, image_rows, prompts = [], {}, {}
+        images, image_rows, prompts = [], {}, {}
         for n, (image, question) in enumerate(requests):
             try:
                 prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
                 if id(image) not in image_rows:
-                    pixels.append(self.pixels(image))
-                    image_rows[id(image)] = len(pixels) - 1
+                    image_rows[id(image)] = len(images)
+                    images.append(image)
                 prompts[n] = (prompt, image_rows[id(image)])
-            except (ImageError, QuestionError) as e:
+            except QuestionError as e:
                 results[n] = e
-        if not prompts:
-            return results
         by_length = defaultdict(list)
         for n, (prompt, _row) in prompts.items():
             by_length[len(prompt)].append(n)
         with self._lock:
-            visual = self._encode(np.concatenate(pixels))
+            visual, failed = self._visual(images)
             for members in by_length.values():
+                members = [n for n in members if prompts[n][1] not in failed]
+                if not members:
+                    continue
                 decoded = self._decode(visual, [prompts[n][1] for n in members],
                                        [prompts[n][0] for n in members])
                 for n, reply in zip(members, decoded):
                     results[n] = reply
         ms = (time.perf_counter() - start) * 1000
-        for n in prompts:
-            results[n] = self._result(*results[n], ms)
+        for n, (_prompt, row) in prompts.items():
+            results[n] = failed[row] if row in failed else self._result(*results[n], ms)
         return results
 
-    def _text(self, pixels, prompt: list) -> TextResult:
+    def _visual(self, images: list):
+        """(visual tokens, one row per image (a failed image's row is a placeholder),
+        {row: ImageError}). Frames frozen read-only (as the nodes' camera frames are) are
+        remembered with their encoding, so asking about the same frame again, in the next
+        batch or for a caption, does not encode it again. Lock held."""
+        rows, new, failed = [None] * len(images), [], {}
+        for i, image in enumerate(images):
+            rows[i] = next((v for frame, v in self._encoded if frame is image), None)
+            if rows[i] is None:
+                try:
+                    new.append((i, self.pixels(image)))
+                except ImageError as e:
+                    failed[i] = e
+        if new:
+            visual = self._encode(np.concatenate([p for _i, p in new]))
+            for k, (i, _p) in enumerate(new):
+                rows[i] = visual[k:k + 1]
+                if isinstance(images[i], np.ndarray) and not images[i].flags.writeable:
+                    self._encoded = (self._encoded + [(images[i], rows[i])])[-ENCODED_FRAMES:]
+        present = [r for r in rows if r is not None]
+        if not present:
+            return None, failed
+        rows = [r if r is not None else present[0] for r in rows]   # failed: never read
+        return self._join(rows), failed
+
+    def _text(self, image, prompt: list, bgr: bool = False) -> TextResult:
         start = time.perf_counter()
         with self._lock:
-            tokens, probs = self._decode(self._encode(pixels), [0], [prompt])[0]
+            if bgr:
+                visual = self._encode(self.pixels(image, bgr))
+            else:
+                visual, failed = self._visual([image])
+                if failed:
+                    raise failed[0]
+            tokens, probs = self._decode(visual, [0], [prompt])[0]
         return self._result(tokens, probs, (time.perf_counter() - start) * 1000)
 
     def _result(self, tokens, probs, ms: float) -> TextResult:
@@ -284,6 +318,10 @@ class BundledEngine(Engine):
     # -- what a backend provides ------------------------------------------------------------
     def _encode(self, pixels):
         """uint8 (B, S, S, 3) -> the visual tokens (B, Q, dim) the decoder reads."""
+        raise NotImplementedError
+
+    def _join(self, parts: list):
+        """Visual tokens of several images (each (1, Q, dim)) as one batch."""
         raise NotImplementedError
 
     def _decode(self, visual, rows: list, prompts: list) -> list:

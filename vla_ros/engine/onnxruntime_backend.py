@@ -90,6 +90,9 @@ class OnnxEngine(BundledEngine):
     def _encode(self, pixels: np.ndarray) -> np.ndarray:
         return self.encode_image(pixels)
 
+    def _join(self, parts: list) -> np.ndarray:
+        return np.concatenate(parts)
+
     def _decode(self, visual: np.ndarray, rows: list, prompts: list) -> list:
         """Greedy decoding with the KV cache, all prompts in lockstep (as VLAModel.generate);
         a row stops growing at its EOS."""

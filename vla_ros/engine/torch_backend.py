@@ -32,6 +32,9 @@ class InferenceEngine(BundledEngine):
         with torch.inference_mode():
             return self.model.encode_image(torch.as_tensor(pixels))
 
+    def _join(self, parts: list) -> torch.Tensor:
+        return torch.cat(parts)
+
     def _decode(self, visual: torch.Tensor, rows: list, prompts: list) -> list:
         with torch.inference_mode():
             tokens, probs = self.model.generate(visual[rows], torch.tensor(prompts), eos=tok.EOS)

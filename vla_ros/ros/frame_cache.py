@@ -38,7 +38,8 @@ class Frame:
         return (time.monotonic() if now is None else now) - self.received
 
     def rgb(self) -> np.ndarray:
-        """The frame as (H, W, 3) uint8 RGB, decoded on first use. Raises ImageError.
+        """The frame as (H, W, 3) uint8 RGB, read-only, decoded on first use. Raises
+        ImageError.
 
         Both outcomes are remembered: a frame is decoded (or found undecodable) once.
         """
@@ -47,6 +48,9 @@ class Frame:
             if self._rgb is None and self._error is None:
                 try:
                     self._rgb = self.decode(self.msg)
+                    # Read-only: every user sees the frame as received, and the engine
+                    # may remember its encoding (engine/api.py, BundledEngine._visual).
+                    self._rgb.flags.writeable = False
                 except ImageError as e:
                     self._error = e
             if self._error is not None:

@@ -15,6 +15,7 @@ import time
 
 import rclpy
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
 from ..msg import Caption
@@ -25,6 +26,7 @@ from .bench_harness import (BenchError, Camera, camera_frames, isolate_dds, perc
                             START_TIMEOUT_S, start_node)
 
 QUESTION = 'what color is the shape?'
+BATCHES_KEY = 'vqa batches (by size)'      # in the vqa_service node's diagnostics
 
 
 class LoadClient(Node):
@@ -38,6 +40,15 @@ class LoadClient(Node):
         self.captions = []
         self.create_subscription(Caption, 'caption',
                                  lambda m: self.captions.append(time.monotonic()), 100)
+        self.batches = (0.0, None)   # (when, the vqa node's batch sizes) from /diagnostics
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.endswith('/vqa_service'):
+                for kv in status.values:
+                    if kv.key == BATCHES_KEY:
+                        self.batches = (time.monotonic(), kv.value)
 
 
 def _first_call(client, timeout: float = 5.0, attempts: int = 5) -> int:
@@ -69,7 +80,9 @@ def _client_worker(client, calls, timeout, results, lock):
 
 
 def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
-                  call_timeout: float = 30.0, caption_rate: float = 30.0) -> dict:
+                  call_timeout: float = 30.0, caption_rate: float = 30.0,
+                  max_batch: int = 64) -> dict:
+    """The report (see the module doc); `max_batch` is the vqa node's (1 = no batching)."""
     if clients < 1 or calls < 1:
         raise BenchError('--clients and --calls must be >= 1')
     isolate_dds()
@@ -77,7 +90,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
     children = []
     executor = node = camera = None
     try:
-        children = [start_node('vqa_service', {}),
+        children = [start_node('vqa_service', {'max_batch': max_batch}),
                     start_node('vla_node', {'caption_rate': caption_rate})]
         node = LoadClient(clients)
         executor = make_executor()
@@ -113,6 +126,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
         captions = len(node.captions) - captions_before
         for child in children:
             child.check()                      # and both processes are still alive
+        batches = _batches_after(node, time.monotonic())
     finally:
         if camera is not None:
             camera.halt.set()
@@ -138,13 +152,23 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
         'calls_per_s': round(len(round_trips) / window, 1),
         'camera_frames_published_per_s': round(frames / window, 1),
         'captions_per_s': round(captions / window, 1),
+        'max_batch': max_batch,
+        'vqa_batches_by_size': batches,
         'machine': {'cores': os.cpu_count()},
     }
 
 
-def main(clients: int = 50, calls: int = 20, as_json: bool = False) -> int:
+def _batches_after(node, t: float, timeout: float = 3.0):
+    """The vqa node's batch sizes from its first diagnostics after `t` (1 Hz), or None."""
+    end = time.monotonic() + timeout
+    while node.batches[0] < t and time.monotonic() < end:
+        time.sleep(0.05)      # the spinner thread receives it
+    return node.batches[1] if node.batches[0] >= t else None
+
+
+def main(clients: int = 50, calls: int = 20, as_json: bool = False, max_batch: int = 64) -> int:
     try:
-        report = run_load_test(clients, calls)
+        report = run_load_test(clients, calls, max_batch=max_batch)
     except BenchError as e:
         print(f'vla-ros load-test: {e}')
         return 1
@@ -158,7 +182,8 @@ def main(clients: int = 50, calls: int = 20, as_json: bool = False) -> int:
               f"in {report['window_s']} s; round trip p50 {rt['p50']} ms, p95 {rt['p95']} ms, "
               f"p99 {rt['p99']} ms, max {rt['max']} ms; meanwhile camera "
               f"{report['camera_frames_published_per_s']} frames/s, "
-              f"{report['captions_per_s']} captions/s")
+              f"{report['captions_per_s']} captions/s; vqa batches by size "
+              f"{report['vqa_batches_by_size']}")
     return 0 if report['responses'] == report['requests'] else 1
 
 
@@ -168,5 +193,7 @@ if __name__ == '__main__':
     parser.add_argument('--clients', type=int, default=50)
     parser.add_argument('--calls', type=int, default=20)
     parser.add_argument('--json', action='store_true')
+    parser.add_argument('--max-batch', type=int, default=64)
     arguments = parser.parse_args()
-    raise SystemExit(main(arguments.clients, arguments.calls, arguments.json))
+    raise SystemExit(main(arguments.clients, arguments.calls, arguments.json,
+                          arguments.max_batch))
