@@ -18,10 +18,14 @@ def _load_image(path: str) -> np.ndarray:
     return img[:, :, ::-1].copy()   # RGB
 
 
-# --max-new-tokens ... --trust-remote-code -> TransformersEngine's keyword arguments
-TRANSFORMERS_ARGS = {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+# --max-new-tokens ... --trust-remote-code -> the engine's keyword arguments, per backend
+BACKEND_ARGS = {
+    'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
                      'image_splitting': 'image_splitting', 'timeout': 'timeout_s',
-                     'trust_remote_code': 'trust_remote_code'}
+                     'trust_remote_code': 'trust_remote_code'},
+    'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+               'timeout': 'timeout_s', 'remote_model': 'remote_model'},
+}
 
 
 def _engine(args, backend: str = None):
@@ -34,8 +38,8 @@ def _engine(args, backend: str = None):
         raise SystemExit('error: --model and --checkpoint name the same thing: give one')
     try:
         backend = resolve_backend(backend or getattr(args, 'backend', None) or 'auto', model)
-        options = {key: getattr(args, name) for name, key in TRANSFORMERS_ARGS.items()
-                   if backend == 'transformers' and getattr(args, name, None) is not None}
+        options = {key: getattr(args, name) for name, key in BACKEND_ARGS.get(backend, {}).items()
+                   if getattr(args, name, None) is not None}
         return make_engine(model, threads=args.threads, backend=backend, **options)
     except CheckpointError as e:
         raise SystemExit(f'error: {e}')
@@ -51,24 +55,38 @@ def _print_result(args, result, **extra):
 
 
 def cmd_ask(args):
-    from .engine import GenerationTimeout, QuestionError
+    from .engine import GenerationTimeout, QuestionError, ServerError
     from .preprocess import ImageError
     engine = _engine(args)
     try:
         result = engine.answer(_load_image(args.image), args.question)
-    except (QuestionError, ImageError, GenerationTimeout) as e:
+    except (QuestionError, ImageError, GenerationTimeout, ServerError) as e:
         raise SystemExit(f'error: {e}')
     _print_result(args, result, question=args.question)
 
 
 def cmd_caption(args):
-    from .engine import GenerationTimeout
+    from .engine import GenerationTimeout, ServerError
     engine = _engine(args)
     try:
         result = engine.caption(_load_image(args.image))
-    except GenerationTimeout as e:
+    except (GenerationTimeout, ServerError) as e:
         raise SystemExit(f'error: {e}')
     _print_result(args, result)
+
+
+def cmd_serve(args):
+    from .openai_server import make_server
+    server = make_server(_engine(args), args.host, args.port, args.name)
+    host, port = server.server_address[:2]
+    print(f'vla-ros serve: {args.name}, OpenAI-compatible, on http://{host}:{port}/v1 '
+          '(Ctrl-C to stop)', flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def cmd_bench(args):
@@ -155,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_transformers(sp):   # ask, caption, bench: any model directory and its options
         sp.add_argument('--model', help='model directory: the bundled format or a Hugging Face '
                         'image-text-to-text model (SmolVLM/Idefics3, PaliGemma, LLaVA), run by '
-                        '--backend transformers (auto picks it); same as --checkpoint')
+                        '--backend transformers (auto picks it); same as --checkpoint; or the '
+                        'URL of an OpenAI-compatible server (--backend openai)')
         g = sp.add_argument_group('transformers backend')
         g.add_argument('--max-new-tokens', dest='max_new_tokens', type=int,
                        help='longest reply in tokens (default 32)')
@@ -168,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument('--timeout', type=float, help='seconds a reply may take (default 30)')
         g.add_argument('--trust-remote-code', dest='trust_remote_code', action='store_true',
                        default=None, help="run Python code shipped in the model directory")
+        g.add_argument('--remote-model', dest='remote_model',
+                       help="openai backend: the model name to ask the server for")
         return sp
 
     # `train` and `eval`: handlers in vla_ros/training/commands.py
@@ -178,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_backend(sp):
         sp.add_argument('--backend', default='auto',
-                        choices=('auto', 'torch', 'onnxruntime', 'transformers'),
+                        choices=('auto', 'torch', 'onnxruntime', 'transformers', 'openai'),
                         help="inference backend (default auto: transformers for a Hugging "
                         'Face --model; else the ONNX export when it is fresh, see `vla-ros '
                         'export`, else torch)')
@@ -228,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
     y.add_argument('--onnx-dir', dest='onnx_dir', help='export (default: <checkpoint>/onnx)')
     y.set_defaults(func=cmd_parity)
+
+    v = with_transformers(with_backend(with_model(sub.add_parser(
+        'serve', help='serve the model as an OpenAI-compatible chat-completions API (for '
+        'robots on backend openai)'))))
+    v.add_argument('--host', default='127.0.0.1', help='address to bind (default 127.0.0.1)')
+    v.add_argument('--port', type=int, default=8000, help='port (default 8000; 0: any free)')
+    v.add_argument('--name', default='vla_ros', help='the model name /v1/models lists')
+    v.set_defaults(func=cmd_serve)
 
     d = sub.add_parser('demo', help='run the ROS 2 nodes in one process and print results')
     d.add_argument('--duration', type=float, default=0.0,

@@ -8,6 +8,8 @@ one module per backend:
   onnxruntime   onnxruntime_backend.OnnxEngine: its ONNX export (`vla-ros export`), no torch
   transformers  transformers_backend.TransformersEngine: a local Hugging Face
                 image-text-to-text model directory (SmolVLM/Idefics3, PaliGemma, LLaVA)
+  openai        openai_backend.OpenAIEngine: an OpenAI-compatible chat-completions server
+                (`model` is its URL, e.g. http://gpu-box:8000/v1)
 `make_engine` picks one for a model directory.
 
 Importing this package does not import torch or transformers: each backend is loaded on
@@ -18,13 +20,14 @@ import importlib.util
 import os
 
 from .api import (ActionResult, DEFAULT_MODEL, default_checkpoint, Engine,  # noqa: F401
+                  is_server_url,
                   GenerationCanceled, GenerationTimeout, GroundingResult, PACKAGE_DIR,
-                  QuestionError, TextResult, UnsupportedError)
+                  QuestionError, ServerError, TextResult, UnsupportedError)
 from .hf_families import hf_model_type
 from ..errors import CheckpointError
 from ..model.files import WEIGHTS
 
-BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers', 'openai')
 BUNDLED_BACKENDS = ('torch', 'onnxruntime')
 
 
@@ -46,7 +49,8 @@ def onnx_export_is_fresh(checkpoint: str) -> bool:
 
 
 def resolve_backend(backend: str = 'auto', model: str = None) -> str:
-    """'torch', 'onnxruntime' or 'transformers' for a requested backend and model directory.
+    """'torch', 'onnxruntime', 'transformers' or 'openai' for a requested backend and model
+    directory (or server URL: 'auto' is openai for an http(s) URL).
 
     'auto' is transformers for a Hugging Face model directory (its config.json names a
     `model_type`). For the bundled format it is onnxruntime when the checkpoint has a
@@ -59,6 +63,8 @@ def resolve_backend(backend: str = 'auto', model: str = None) -> str:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend != 'auto':
         return backend
+    if is_server_url(model):
+        return 'openai'
     model = model or default_checkpoint()
     if os.path.isdir(model) and hf_model_type(model):
         return 'transformers'
@@ -85,6 +91,9 @@ def make_engine(model: str = None, threads: int = 1, backend: str = 'auto', **kw
                 f"{os.path.join(model, 'config.json')}: a Hugging Face model (model_type "
                 f"{model_type!r}); the {resolved} backend runs the bundled model's format "
                 'only: use backend transformers (or auto)')
+    if resolved == 'openai':
+        from .openai_backend import OpenAIEngine
+        return OpenAIEngine(model, threads=threads, **kwargs)
     if resolved == 'transformers':
         from .transformers_backend import TransformersEngine
         return TransformersEngine(model, threads=threads, **kwargs)

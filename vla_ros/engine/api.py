@@ -45,6 +45,11 @@ class GenerationTimeout(TimeoutError):
     """Generation passed its deadline; the message says after how long and how many tokens."""
 
 
+class ServerError(RuntimeError):
+    """A model server (the openai backend's) did not answer: down, unreachable, or a reply
+    that is not one; the message names the URL and the cause."""
+
+
 class GenerationCanceled(RuntimeError):
     """The `on_text` callback asked generation to stop (e.g. an action goal was canceled)."""
 
@@ -118,6 +123,11 @@ def sigmoid(x: float) -> float:
 
 def finite_or_zero(x: float) -> float:
     return x if math.isfinite(x) else 0.0
+
+
+def is_server_url(model) -> bool:
+    """True for an http(s) URL: a model served by an OpenAI-compatible server."""
+    return isinstance(model, str) and model.startswith(('http://', 'https://'))
 
 
 class Engine:

@@ -22,10 +22,10 @@ import threading
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.task import Future
 
-from ..engine import GenerationCanceled, GenerationTimeout, QuestionError
+from ..engine import GenerationCanceled, GenerationTimeout, QuestionError, ServerError
 from ..preprocess import ImageError
 
-REFUSALS = (ImageError, QuestionError, GenerationTimeout, GenerationCanceled)
+REFUSALS = (ImageError, QuestionError, GenerationTimeout, GenerationCanceled, ServerError)
 
 
 class Pending:

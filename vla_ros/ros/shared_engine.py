@@ -20,39 +20,49 @@ import threading
 from rclpy.exceptions import ParameterException
 
 from ..engine import (BACKENDS, default_checkpoint, GenerationCanceled, GenerationTimeout,
-                      make_engine, QuestionError, resolve_backend)
+                      is_server_url, make_engine, QuestionError, resolve_backend, ServerError)
 from ..preprocess import ImageError
 from .params import Param
 
 # The parameters of every node that runs the model.
 ENGINE_PARAMS = (
     Param('model', '', "model directory: the bundled format (backends torch, onnxruntime) or "
-          "a Hugging Face image-text-to-text model (backend transformers); '' = "
-          "`checkpoint`, itself '' for the bundled models/vla_tiny"),
+          "a Hugging Face image-text-to-text model (backend transformers); or the http(s) "
+          "URL of an OpenAI-compatible server (backend openai); '' = `checkpoint`, itself "
+          "'' for the bundled models/vla_tiny"),
     Param('checkpoint', '', 'older name of `model` (a bundled-format checkpoint directory); '
           "setting both to different directories is refused"),
     Param('threads', 1, 'inference threads (torch, transformers: process-wide; onnxruntime: '
           'per session; keep small on a robot)', range=(1, 64)),
     Param('backend', 'auto', "inference backend: torch, onnxruntime (the checkpoint's ONNX "
-          'export; no torch in the process), transformers (a Hugging Face model directory) '
-          'or auto (transformers for a Hugging Face directory; else onnxruntime when the '
-          'export is fresh, else torch)',
+          'export; no torch in the process), transformers (a Hugging Face model directory), '
+          'openai (a chat-completions server) or auto (openai for a URL, transformers for '
+          'a Hugging Face directory; else onnxruntime when the export is fresh, else torch)',
           choices=BACKENDS),
-    Param('max_new_tokens', 32, 'transformers: longest reply, in tokens', range=(1, 4096)),
-    Param('image_max_side', 512, 'transformers: frames are scaled down to this longest side '
-          '(px) before the processor; image tokens dominate CPU latency (0 = no limit)',
+    Param('max_new_tokens', 32, 'transformers, openai: longest reply, in tokens',
+          range=(1, 4096)),
+    Param('image_max_side', 512, 'transformers, openai: frames are scaled down to this '
+          'longest side (px) before the processor; image tokens dominate CPU latency (0 = '
+          'no limit)',
           range=(0, 8192)),
     Param('image_splitting', False, 'transformers, Idefics3/SmolVLM: split the frame into '
           'tiles covering image_max_side, plus a global view (more image tokens); off: one '
           'tile'),
-    Param('generation_timeout', 30.0, 'transformers: seconds a reply may take; later ones '
-          'are stopped and reported as errors', range=(0.001, 3600.0)),
+    Param('generation_timeout', 30.0, 'transformers, openai: seconds a reply may take; '
+          'later ones are stopped and reported as errors', range=(0.001, 3600.0)),
     Param('trust_remote_code', False, "transformers: run Python code shipped in the model "
           'directory (auto_map); only for directories you trust'),
+    Param('remote_model', '', "openai: the model name to ask the server for ('' = the "
+          "server's default)"),
 )
-TRANSFORMERS_OPTIONS = {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
-                        'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
-                        'trust_remote_code': 'trust_remote_code'}
+# Node parameter -> engine keyword argument, for the backends that take them.
+BACKEND_OPTIONS = {
+    'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+                     'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
+                     'trust_remote_code': 'trust_remote_code'},
+    'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+               'generation_timeout': 'timeout_s', 'remote_model': 'remote_model'},
+}
 
 _engines = {}
 _lock = threading.Lock()
@@ -71,8 +81,10 @@ def model_directory(p: dict) -> str:
 
 def engine_from_params(p: dict):
     """The process's engine for a node's ENGINE_PARAMS values `p`."""
-    options = {key: p[name] for name, key in TRANSFORMERS_OPTIONS.items()}
-    return get_engine(model_directory(p), p['threads'], p['backend'], **options)
+    model = model_directory(p)
+    backend = resolve_backend(p['backend'], model or None)
+    options = {key: p[name] for name, key in BACKEND_OPTIONS.get(backend, {}).items()}
+    return get_engine(model, p['threads'], backend, **options)
 
 
 def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **options):
@@ -84,9 +96,9 @@ def get_engine(model: str = '', threads: int = 1, backend: str = 'auto', **optio
     its ONNX export) is missing, stale, bad or of the wrong kind for `backend`. torch's
     thread count is process-wide: engines with different `threads` overwrite it.
     """
-    path = os.path.realpath(model or default_checkpoint())
+    path = model if is_server_url(model) else os.path.realpath(model or default_checkpoint())
     resolved = resolve_backend(backend, path)
-    if resolved != 'transformers':
+    if resolved not in BACKEND_OPTIONS:
         options = {}
     with _lock:   # held while loading, so two nodes starting together load once
         key = (path, threads, resolved, tuple(sorted(options.items())))
@@ -113,7 +125,7 @@ def answer_or_error(engine, image, question: str, on_text=None):
     reply stopped at its deadline or canceled through `on_text` (engine/api.py)."""
     try:
         return engine.answer(image, question, on_text=on_text), ''
-    except (ImageError, QuestionError, GenerationTimeout, GenerationCanceled) as e:
+    except (ImageError, QuestionError, GenerationTimeout, GenerationCanceled, ServerError) as e:
         return None, str(e)
 
 
