@@ -140,3 +140,13 @@ def test_a_short_training_run_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_decoder_patches_puts_every_patch_after_the_queries():
+    m = tiny_model(decoder_patches=True)
+    pixels = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    visual, patches = m.encode(pixels)
+    assert patches.shape == (2, 64, 32) and visual.shape == (2, 4 + 64, 32)
+    assert torch.equal(m.encode_image(pixels), visual)
+    tokens, _probs = m.generate(visual, torch.randint(10, 300, (2, 5)), eos=1, max_new_tokens=4)
+    assert tokens.shape[0] == 2

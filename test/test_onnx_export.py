@@ -119,3 +119,31 @@ def test_export_without_weights_is_used_without_them(exported, tmp_path):
     (ckpt / 'model.safetensors').unlink()
     image = __import__('numpy').zeros((64, 64, 3), 'uint8')
     assert OnnxEngine(str(ckpt)).caption(image).text
+
+
+def test_a_decoder_patches_model_exports_and_answers_as_torch(tmp_path):
+    import numpy as np
+    import torch
+
+    from vla_ros.engine.torch_backend import InferenceEngine
+    from vla_ros.model import ModelConfig, VLAModel
+    from vla_ros.model.checkpoint import save_checkpoint
+    from vla_ros.tokenizer import Tokenizer
+    words = ['what', 'color', 'is', 'the', 'shape', 'red', 'blue', 'circle']
+    tokenizer = Tokenizer(words)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=len(tokenizer), dim=32, heads=4, kv_heads=2, kv_rank=8,
+                      stem_channels=8, vision_layers=1, qformer_layers=1, decoder_layers=1,
+                      num_queries=4, max_text_len=24, mlp_ratio=2, action_hidden=16,
+                      action_pointer=True, decoder_patches=True)
+    model = VLAModel(cfg).eval()
+    with torch.no_grad():                  # sharpen it: replies are not argmax tie-breaks
+        model.decoder.embed.weight.mul_(20)
+    save_checkpoint(model, tokenizer, str(tmp_path))
+    export_onnx(str(tmp_path))
+    torch_engine, ort_engine = InferenceEngine(str(tmp_path)), OnnxEngine(str(tmp_path))
+    rng = np.random.default_rng(0)
+    for question in ('what color is the shape?', 'is the circle red?', 'what shape?'):
+        image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        a, b = torch_engine.answer(image, question), ort_engine.answer(image, question)
+        assert a.text == b.text and a.confidence == pytest.approx(b.confidence, rel=1e-4)

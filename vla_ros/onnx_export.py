@@ -39,8 +39,7 @@ class ImageEncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, pixels):
-        patches = self.model.vision(pixels)
-        return self.model.qformer(patches), patches
+        return self.model.encode(pixels)
 
 
 def cached_self_attention(attn, x, past, mask):
@@ -104,8 +103,7 @@ def _example_inputs(model):
     cfg = model.cfg
     B, T, S = 2, 3, 5
     pixels = torch.zeros(B, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8)
-    patches = model.vision(pixels)
-    visual = model.qformer(patches)
+    visual, patches = model.encode(pixels)
     return {
         'image_encoder': (pixels,),
         'decoder_step': (torch.ones(B, T, dtype=torch.long), visual,

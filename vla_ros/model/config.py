@@ -30,6 +30,10 @@ class ModelConfig:
     action_pointer: bool = False
     # Pointer head only: also read a coarse map of the whole view (what is in the way).
     action_map: bool = False
+    # The decoder's visual context: False = the Q-Former's queries only; True = the
+    # queries followed by every patch feature, so the text side can look up any object
+    # itself (several small objects do not fit through a few question-blind queries).
+    decoder_patches: bool = False
 
     def __post_init__(self):
         assert self.dim % self.heads == 0, 'dim must divide into heads'

@@ -17,16 +17,21 @@ class VLAModel(nn.Module):
         self.qformer = QFormer(cfg)
         self.decoder = TextDecoder(cfg)
         self.action = PointerActionHead(cfg) if cfg.action_pointer else ActionHead(cfg)
+        self.patch_norm = nn.LayerNorm(cfg.dim) if cfg.decoder_patches else None
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB (B, H, W, 3) -> visual tokens (B, num_queries, dim)."""
-        return self.qformer(self.vision(pixels))
+        """uint8 RGB (B, H, W, 3) -> visual tokens (B, Q, dim): the num_queries query
+        tokens, then (config decoder_patches) the N patch features."""
+        return self.encode(pixels)[0]
 
     def encode(self, pixels: torch.Tensor):
         """uint8 RGB (B, H, W, 3) -> (visual tokens (B, Q, dim), patches (B, N, dim)):
         what `act` needs (the pointer action head reads the patches too)."""
         patches = self.vision(pixels)
-        return self.qformer(patches), patches
+        visual = self.qformer(patches)
+        if self.patch_norm is not None:
+            visual = torch.cat([visual, self.patch_norm(patches)], 1)
+        return visual, patches
 
     def forward(self, visual: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T)."""
