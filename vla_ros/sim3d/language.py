@@ -28,9 +28,9 @@ from .captions import (color_words, describe_scene, EMPTY_CAPTION,  # noqa: F401
 from .scene import SHAPES_3D
 
 POSITION_MARGIN = 0.04   # image widths between a centroid and a third's border
-DISTANCE_MARGIN = 0.2    # m between an object's distance and NEAR_DISTANCE
+DISTANCE_MARGIN = 0.4    # m between an object's distance and NEAR_DISTANCE
 RELATION_MARGIN = 0.05   # image widths between objects compared left / right
-EXTREME_MARGIN = 0.3     # m between the nearest (farthest) object and the runner-up
+EXTREME_MARGIN = 0.5     # m between the nearest (farthest) object and the runner-up
 TRIES_PER_TYPE = 30      # draws of a question type before it counts as not askable
 
 TYPES = ('color', 'shape', 'count', 'exists', 'position', 'distance', 'relation', 'absent')
@@ -201,10 +201,14 @@ class _Asker:
 
     def count(self):
         rng = self.rng
-        if rng.random() < 0.15:
+        shared = [d for o in self.seen for d in ((o.color, None), (None, o.shape))
+                  if sum(_matches(p, d) for p in self.seen) >= 2]
+        if shared and rng.random() < 0.7:   # else 'zero' and 'one' are most of the answers
+            desc = _pick(rng, shared)
+        elif rng.random() < 0.15:
             desc = (None, None)
         else:
-            o = _pick(rng, self.seen) if self.seen and rng.random() < 0.7 else None
+            o = _pick(rng, self.seen) if self.seen and rng.random() < 0.85 else None
             color = o.color if o else _pick(rng, COLOR_NAMES)
             shape = o.shape if o else _pick(rng, SHAPES_3D)
             desc = _pick(rng, ((color, None), (None, shape), (color, shape)))
@@ -272,17 +276,23 @@ class _Asker:
                 'yes' if yes else 'no')
 
     def side_of(self):
-        """The object immediately left (right) of a referent in the image, or 'nothing'."""
+        """The object immediately left (right) of a referent in the image, or 'nothing';
+        the side is chosen so an object and 'nothing' are answered about equally often."""
         ref = self._referent()
         if ref is None:
             return None
-        o, side = ref[0], _pick(self.rng, ('left', 'right'))
+        o = ref[0]
         others = [p for p in self.visible if p is not o]
         if any(abs(p.u - o.u) < RELATION_MARGIN for p in others):
             return None   # beside it, in front of or behind it: neither left nor right
-        sign = -1 if side == 'left' else 1
-        candidates = sorted((p for p in others if sign * (p.u - o.u) > 0),
-                            key=lambda p: abs(p.u - o.u))
+        nearest = {}
+        for side, sign in (('left', -1), ('right', 1)):
+            nearest[side] = sorted((p for p in others if sign * (p.u - o.u) > 0),
+                                   key=lambda p: abs(p.u - o.u))
+        want = self._want('side_of', 'object', 'nothing')
+        sides = [s for s in ('left', 'right') if bool(nearest[s]) == (want == 'object')]
+        side = _pick(self.rng, sides or ['left', 'right'])
+        candidates = nearest[side]
         slots = {'ref': _phrase(self.rng, ref[1]), 'side': side}
         if not candidates:
             return slots, 'nothing'
@@ -290,6 +300,7 @@ class _Asker:
         if best not in self.seen or (len(candidates) > 1 and
                                      abs(candidates[1].u - best.u) < RELATION_MARGIN):
             return None
+        self.asked['side_of']['object'] += 1
         return slots, best.name
 
     def extreme(self):

@@ -44,8 +44,8 @@ def _scenes3d(model, tokenizer, frames: int, held_out_style_frames: int) -> dict
         out['held_out_styles'] = evaluate_scenes3d(
             model, tokenizer, eval_frames(held_out_style_frames, held_out_style=True,
                                           held_out_wordings=True, image_size=size))
-    for r in out.values():
-        r['vqa']['errors'] = r['vqa']['errors'][:10]
+    for r in out.values():       # three examples per question type in the results file
+        r['vqa']['errors'] = {t: e[:3] for t, e in r['vqa']['errors'].items()}
     return out
 
 
