@@ -82,7 +82,7 @@ def _figure(panels, lines) -> np.ndarray:
 
 def explain_question(model, tokenizer, rgb64: np.ndarray, question: str):
     """(figure RGB, answer text, confidence, qformer map (N,), answer map (N,))."""
-    pixels = torch.from_numpy(rgb64)[None]
+    pixels = torch.from_numpy(np.require(rgb64, requirements='W'))[None]   # frames are read-only
     qformer_cross = [layer.cross_attn for layer in model.qformer.layers]
     decoder_cross = [layer.attn.visual for layer in model.decoder.layers]
     with torch.inference_mode():
@@ -111,7 +111,7 @@ def explain_instruction(model, tokenizer, rgb64: np.ndarray, instruction: str):
     """(figure RGB, velocity (linear, angular), done probability, pointer map (N,))."""
     if not model.cfg.action_pointer:
         raise ValueError('this checkpoint has no pointer action head to show')
-    pixels = torch.from_numpy(rgb64)[None]
+    pixels = torch.from_numpy(np.require(rgb64, requirements='W'))[None]   # frames are read-only
     ids = torch.tensor([[tok.ACTION] + tokenizer.encode(instruction)])
     with torch.inference_mode():
         visual, patches = model.encode(pixels)

@@ -26,11 +26,13 @@ class InferenceEngine(BundledEngine):
 
     def prepare_image(self, image: np.ndarray, bgr: bool = False) -> torch.Tensor:
         """Any-size uint8 frame -> (1, S, S, 3) tensor. Raises preprocess.ImageError."""
-        return torch.from_numpy(self.pixels(image, bgr))
+        return torch.from_numpy(np.require(self.pixels(image, bgr), requirements='W'))
 
     def _encode(self, pixels) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model.encode_image(torch.as_tensor(pixels))
+            if isinstance(pixels, np.ndarray):   # read-only camera frames: torch wants to own
+                pixels = torch.from_numpy(np.require(pixels, requirements='W'))
+            return self.model.encode_image(pixels)
 
     def _join(self, parts: list) -> torch.Tensor:
         return torch.cat(parts)
