@@ -147,6 +147,10 @@ def test_decoder_patches_puts_every_patch_after_the_queries():
     pixels = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
     visual, patches = m.encode(pixels)
     assert patches.shape == (2, 64, 32) and visual.shape == (2, 4 + 64, 32)
+    assert m.cfg.visual_tokens == 4 + 64 and tiny_model().cfg.visual_tokens == 4
     assert torch.equal(m.encode_image(pixels), visual)
     tokens, _probs = m.generate(visual, torch.randint(10, 300, (2, 5)), eos=1, max_new_tokens=4)
     assert tokens.shape[0] == 2
+    from vla_ros.evaluate import encode_images    # what training validation calls
+    frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8).numpy()
+    assert encode_images(m, frames, batch=2).shape == (3, 68, 32)

@@ -15,7 +15,7 @@ def encode_images(model, images, batch: int = 256) -> torch.Tensor:
     """(N, S, S, 3) uint8 RGB (or a list of such frames of any size) -> visual tokens
     (N, Q, dim); frames not at the model's input size are letterboxed to it."""
     size = model.cfg.image_size
-    out = [torch.zeros(0, model.cfg.num_queries, model.cfg.dim)]
+    out = [torch.zeros(0, model.cfg.visual_tokens, model.cfg.dim)]
     for i in range(0, len(images), batch):
         chunk = np.stack([to_model_input(img, size) for img in images[i:i + batch]])
         out.append(model.encode_image(torch.from_numpy(chunk)))

@@ -46,6 +46,11 @@ class ModelConfig:
     def num_patches(self) -> int:
         return (self.image_size // (4 * self.patch_size)) ** 2
 
+    @property
+    def visual_tokens(self) -> int:
+        """Tokens in the decoder's visual context (VLAModel.encode_image's second axis)."""
+        return self.num_queries + (self.num_patches if self.decoder_patches else 0)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
