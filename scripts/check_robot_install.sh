@@ -42,7 +42,8 @@ source scripts/env.sh
 python -c 'import torch' 2>/dev/null && fail "torch is importable in the --runtime onnx venv"
 
 export ROS_DOMAIN_ID=$((RANDOM % 100 + 1)) ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-install/vla_ros/lib/vla_ros/vqa_service --ros-args >"$tmp/node.log" 2>&1 &
+# The vla_ros prefix env.sh put first: install/ (install-jazzy/ with VLA_ROS_DISTRO=jazzy).
+"${AMENT_PREFIX_PATH%%:*}/lib/vla_ros/vqa_service" --ros-args >"$tmp/node.log" 2>&1 &
 node_pid=$!
 node_serving() { kill -0 "$node_pid" 2>/dev/null || fail "vqa_service exited"
                  grep -q 'serving /vqa' "$tmp/node.log"; }

@@ -2,17 +2,29 @@
 # Activates .venv and the colcon install tree so `python -c "from vla_ros.srv import VQA"`,
 # the lib/vla_ros/ node launchers and pytest all work. Safe under `set -euo pipefail`.
 # On a real ROS install, source /opt/ros/$ROS_DISTRO/setup.bash first.
+# VLA_ROS_DISTRO=jazzy picks what `scripts/setup.sh --distro jazzy` made (.venv-jazzy,
+# install-jazzy); unset or kilted, .venv and install/.
 
 _vla_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ ! -f $_vla_root/install/setup.bash ]]; then
-  echo "vla_ros: $_vla_root/install/setup.bash missing; run scripts/setup.sh first" >&2
+case ${VLA_ROS_DISTRO:-kilted} in
+  kilted) _vla_suffix= ;;
+  jazzy) _vla_suffix=-$VLA_ROS_DISTRO ;;
+  *) echo "vla_ros: VLA_ROS_DISTRO must be kilted or jazzy, got '$VLA_ROS_DISTRO'" >&2
+     return 1 ;;
+esac
+if [[ ! -f $_vla_root/install$_vla_suffix/setup.bash ]]; then
+  echo "vla_ros: $_vla_root/install$_vla_suffix/setup.bash missing;" \
+    "run ${_vla_suffix:+VLA_ROS_DISTRO=$VLA_ROS_DISTRO }scripts/setup.sh first" >&2
   return 1
 fi
 
 # ROS/colcon setup files read unset variables (COLCON_TRACE, ...): relax nounset meanwhile.
 _vla_nounset=; [[ $- == *u* ]] && _vla_nounset=1 && set +u
-source "$_vla_root/.venv/bin/activate"
-source "$_vla_root/install/setup.bash"
+source "$_vla_root/.venv$_vla_suffix/bin/activate"
+# Kept for scripts run from this shell (scripts/test.sh, demo.sh): they stay on this distro.
+# (declare -g: a plain export is lost after `VLA_ROS_DISTRO=jazzy source scripts/env.sh`.)
+if [[ -n $_vla_suffix ]]; then declare -gx VLA_ROS_DISTRO="$VLA_ROS_DISTRO"; fi
+source "$_vla_root/install$_vla_suffix/setup.bash"
 [[ -n $_vla_nounset ]] && set -u
 # colcon leaves a trailing ':' when LD_LIBRARY_PATH was empty, which means "search the cwd".
 [[ -n ${LD_LIBRARY_PATH:-} ]] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH%:}
@@ -35,4 +47,4 @@ fi
 # is smaller than a 640x480 frame, and best-effort readers lose most of the UDP-fragmented
 # rest. config/fastdds_large_frames.xml explains; an existing choice is kept.
 export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_vla_root/config/fastdds_large_frames.xml}
-unset _vla_root _vla_nounset
+unset _vla_root _vla_nounset _vla_suffix

