@@ -64,7 +64,7 @@ def test_requests_queued_behind_a_busy_model_are_answered_in_one_batch(executor_
     finally:
         engine.answer_batch = real
     assert calls == [1, QUEUED - 1]
-    assert batcher.sizes == {1: 1, QUEUED - 1: 1}
+    assert batcher.batch_sizes() == {1: 1, QUEUED - 1: 1}
     for n, ((image, question), future) in enumerate(zip(asked, futures)):
         reply = future.result()
         assert reply.frame_stamp.sec == 1000 + n or n == 3

@@ -38,7 +38,7 @@ class Pending:
 
 
 class AnswerBatcher:
-    """See the module doc. `sizes` counts batches by size (for diagnostics and tests)."""
+    """See the module doc. `sizes` counts batches by size (read it with batch_sizes())."""
 
     def __init__(self, node, engine, max_batch: int = 64):
         self.engine, self.max_batch = engine, max_batch
@@ -61,6 +61,11 @@ class AnswerBatcher:
             self._queue.append(pending)
             self._cv.notify()
         return await pending.future
+
+    def batch_sizes(self) -> dict:
+        """{batch size: batches answered}, a copy (the worker thread adds to it)."""
+        with self._cv:
+            return dict(sorted(self.sizes.items()))
 
     def close(self):
         """Stop the worker; requests still queued are answered 'node shutting down'."""

@@ -125,7 +125,7 @@ class VQAServiceNode(Node):
     def _diagnostic_report(self, values: dict):
         values['model'] = self.engine.checkpoint
         values['backend'] = self.engine.backend
-        values['vqa batches (by size)'] = str(dict(sorted(self.batcher.sizes.items())))
+        values['vqa batches (by size)'] = str(self.batcher.batch_sizes())
         return worst(frame_status(self.camera, values),
                      request_status(self.diagnostics, 'vqa calls', 'vqa errors'))
 
