@@ -38,9 +38,10 @@ class Asker:
                                                         for k, v in params.items()])
         executor.add_node(self.node)
         self.probe = rclpy.create_node('ask_probe')
-        executor.add_node(self.probe)
+        # Clients before the node is spun (test_ros_follow_instruction.GoalClient says why).
         self.client = ActionClient(self.probe, Ask, 'ask')
         self.vqa = self.probe.create_client(VQA, 'vqa')
+        executor.add_node(self.probe)
         self.feedback = []
 
     def send(self, question, image=None):

@@ -29,10 +29,15 @@ def resolved(future, what):
 
 
 class GoalClient:
-    """An ActionClient on the probe's node that records feedback per goal."""
+    """An ActionClient on a node of its own that records feedback. The client is made
+    before its node is spun: rclpy's ActionClient registers itself with the node before
+    its constructor has finished, so an executor spinning that node meanwhile can call it
+    half-made (AttributeError in the executor thread, which then stops)."""
 
-    def __init__(self, probe):
-        self.client = ActionClient(probe.node, FollowInstruction, 'follow_instruction')
+    def __init__(self, executor):
+        self.node = rclpy.create_node('goal_client')
+        self.client = ActionClient(self.node, FollowInstruction, 'follow_instruction')
+        executor.add_node(self.node)
         self.feedback = []
 
     def send(self, instruction, time_limit=0.0):
@@ -59,7 +64,7 @@ def rig(executor_pair):
     rig.vla = vla_node(executor_pair[0], lambda frame, text: rig.output, max_linear=0.3)
     rig.probe = Probe(executor_pair[1])
     rig.probe.streaming = True
-    rig.goals = GoalClient(rig.probe)
+    rig.goals = GoalClient(executor_pair[1])
     return rig
 
 

@@ -10,7 +10,6 @@ rclpy = pytest.importorskip('rclpy')
 
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
@@ -19,7 +18,7 @@ from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 from vla_ros.ros.vla_node import ManagedVLANode  # noqa: E402
 from vla_ros.ros.vqa_service_node import ManagedVQAServiceNode  # noqa: E402
 from vla_ros.srv import VQA  # noqa: E402
-from test_ros_follow_instruction import resolved  # noqa: E402
+from test_ros_follow_instruction import GoalClient, resolved  # noqa: E402
 from test_ros_sim_actions import Probe, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
@@ -112,7 +111,7 @@ def test_shutdown_from_active_stops_the_robot_and_ends_the_goal(executor_pair):
     manager = Manager(probe, 'vla_node')
     assert manager.state() == ACTIVE
     vla.actions.policy = lambda frame, text: (0.4, 0.2, 0.0)
-    goals = ActionClient(probe.node, FollowInstruction, 'follow_instruction')
+    goals = GoalClient(executor_pair[1]).client   # made before its node is spun
     assert goals.wait_for_server(timeout_sec=20)
     handle = resolved(goals.send_goal_async(FollowInstruction.Goal(
         instruction='go to the blue triangle')), 'acceptance')

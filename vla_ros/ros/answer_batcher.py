@@ -92,7 +92,10 @@ class AnswerBatcher:
             with self._cv:
                 self._done.extend(zip(batch, outcomes))
                 self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
-            self._wake.trigger()
+            try:
+                self._wake.trigger()
+            except Exception:  # noqa: BLE001 - closed meanwhile: the node is gone, so are they
+                return
 
     def _answer(self, batch) -> list:
         outcomes, asked = [None] * len(batch), []

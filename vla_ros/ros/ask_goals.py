@@ -87,7 +87,10 @@ class AskGoals:
             result.error = CANCELED
         with self._lock:
             self._ready.append((goal, result))
-        self._wake.trigger()
+        try:
+            self._wake.trigger()
+        except Exception:  # noqa: BLE001 - the node was destroyed while this goal ran
+            pass
 
     def _deliver(self):
         with self._lock:
