@@ -18,18 +18,12 @@ from vla_ros.action import Ask  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 from vla_ros.ros.vqa_service_node import VQAServiceNode  # noqa: E402
 from vla_ros.srv import VQA  # noqa: E402
+from test_ros_sim_actions import resolved  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
 TIMEOUT_S = 30.0
 QUESTION = 'what color is the shape?'
 IMAGE = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
-
-
-def resolved(future, what):
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    assert done.wait(TIMEOUT_S), f'timed out waiting for {what}'
-    return future.result()
 
 
 class Asker:
@@ -49,18 +43,20 @@ class Asker:
         goal = Ask.Goal(question=question, image=rgb_to_image(image) if image is not None
                         else rgb_to_image(np.zeros((0, 0, 3), np.uint8)))
         handle = resolved(self.client.send_goal_async(
-            goal, feedback_callback=lambda m: self.feedback.append(m.feedback)), 'acceptance')
+            goal, feedback_callback=lambda m: self.feedback.append(m.feedback)),
+            'acceptance', TIMEOUT_S)
         assert handle.accepted
         return handle
 
     def result(self, handle):
-        response = resolved(handle.get_result_async(), 'the result')
+        response = resolved(handle.get_result_async(), 'the result', TIMEOUT_S)
         return response.status, response.result
 
     def call_vqa(self, question, image):
         assert self.vqa.wait_for_service(timeout_sec=TIMEOUT_S)
         return resolved(self.vqa.call_async(VQA.Request(question=question,
-                                                        image=rgb_to_image(image))), '/vqa')
+                                                        image=rgb_to_image(image))),
+                        '/vqa', TIMEOUT_S)
 
 
 def test_the_bundled_model_answers_as_vqa_does_with_its_reply_as_feedback(ros_executor):
@@ -105,7 +101,7 @@ def test_cancel_stops_the_generation(ros_executor, model_dirs):
         return reply(request, result, watch)
     asker.node.ask.reply = gated_reply
     handle = asker.send(QUESTION, IMAGE)
-    threading.Thread(target=lambda: (resolved(handle.cancel_goal_async(), 'cancel'),
+    threading.Thread(target=lambda: (resolved(handle.cancel_goal_async(), 'cancel', TIMEOUT_S),
                                      canceled.set())).start()
     status, result = asker.result(handle)
     assert status == GoalStatus.STATUS_CANCELED

@@ -5,7 +5,6 @@ Policies are injected at the node's injection point (`node.actions.policy`), so 
 tests check the action's contract independent of the model. Every wait is an upper bound
 against hangs, not a timing assertion.
 """
-import threading
 import time
 
 import pytest
@@ -16,16 +15,9 @@ from action_msgs.msg import GoalStatus  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 
 from vla_ros.action import FollowInstruction  # noqa: E402
-from test_ros_sim_actions import Probe, TIMEOUT_S, vla_node, wait_for  # noqa: E402
+from test_ros_sim_actions import Probe, resolved, TIMEOUT_S, vla_node, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
-
-
-def resolved(future, what):
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    assert done.wait(TIMEOUT_S), f'timed out waiting for {what}'
-    return future.result()
 
 
 class GoalClient:

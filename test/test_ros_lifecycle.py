@@ -18,8 +18,8 @@ from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 from vla_ros.ros.vla_node import ManagedVLANode  # noqa: E402
 from vla_ros.ros.vqa_service_node import ManagedVQAServiceNode  # noqa: E402
 from vla_ros.srv import VQA  # noqa: E402
-from test_ros_follow_instruction import GoalClient, resolved  # noqa: E402
-from test_ros_sim_actions import Probe, wait_for  # noqa: E402
+from test_ros_follow_instruction import GoalClient  # noqa: E402
+from test_ros_sim_actions import Probe, resolved, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings('error::pytest.PytestUnhandledThreadExceptionWarning')]
 UNCONFIGURED, INACTIVE, ACTIVE, FINALIZED = (State.PRIMARY_STATE_UNCONFIGURED,

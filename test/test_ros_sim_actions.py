@@ -42,6 +42,14 @@ def wait_for(condition, what, timeout=TIMEOUT_S):
         time.sleep(0.01)
 
 
+def resolved(future, what, timeout=TIMEOUT_S):
+    """An rclpy future's result, once another thread's executor has set it."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    assert done.wait(timeout), f'timed out waiting for {what}'
+    return future.result()
+
+
 class Probe:
     """Publishes frames and instructions; records cmd_vel (with arrival times) and more."""
 

@@ -18,27 +18,18 @@ def _load_image(path: str) -> np.ndarray:
     return img[:, :, ::-1].copy()   # RGB
 
 
-# --max-new-tokens ... --trust-remote-code -> the engine's keyword arguments, per backend
-BACKEND_ARGS = {
-    'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
-                     'image_splitting': 'image_splitting', 'timeout': 'timeout_s',
-                     'trust_remote_code': 'trust_remote_code'},
-    'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
-               'timeout': 'timeout_s', 'remote_model': 'remote_model'},
-}
-
-
 def _engine(args, backend: str = None):
     """The engine for --model (or --checkpoint) / --threads / --backend (auto where no
-    --backend), with the transformers options where that is the backend."""
-    from .engine import make_engine, resolve_backend
+    --backend), with the options of that backend (engine.BACKEND_OPTIONS) that were given."""
+    from .engine import BACKEND_OPTIONS, make_engine, resolve_backend
     from .errors import CheckpointError
     model = getattr(args, 'model', None) or args.checkpoint
     if getattr(args, 'model', None) and args.checkpoint:
         raise SystemExit('error: --model and --checkpoint name the same thing: give one')
     try:
         backend = resolve_backend(backend or getattr(args, 'backend', None) or 'auto', model)
-        options = {key: getattr(args, name) for name, key in BACKEND_ARGS.get(backend, {}).items()
+        options = {key: getattr(args, name)
+                   for name, key in BACKEND_OPTIONS.get(backend, {}).items()
                    if getattr(args, name, None) is not None}
         return make_engine(model, threads=args.threads, backend=backend, **options)
     except CheckpointError as e:
@@ -184,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument('--image-splitting', dest='image_splitting', action='store_true',
                        default=None, help='Idefics3/SmolVLM: tiles + a global view (default: '
                        'one tile)')
-        g.add_argument('--timeout', type=float, help='seconds a reply may take (default 30)')
+        g.add_argument('--timeout', dest='generation_timeout', type=float,
+                       help='seconds a reply may take (default 30)')
         g.add_argument('--trust-remote-code', dest='trust_remote_code', action='store_true',
                        default=None, help="run Python code shipped in the model directory")
         g.add_argument('--remote-model', dest='remote_model',

@@ -20,14 +20,22 @@ import importlib.util
 import os
 
 from .api import (ActionResult, DEFAULT_MODEL, default_checkpoint, Engine,  # noqa: F401
-                  is_server_url,
-                  GenerationCanceled, GenerationTimeout, GroundingResult, PACKAGE_DIR,
-                  QuestionError, ServerError, TextResult, UnsupportedError)
+                  GenerationCanceled, GenerationTimeout, GroundingResult, is_server_url,
+                  PACKAGE_DIR, QuestionError, ServerError, TextResult, UnsupportedError)
 from .hf_families import hf_model_type
 from ..errors import CheckpointError
 from ..model.files import WEIGHTS
 
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers', 'openai')
+# The options each backend takes: node parameter (and `vla-ros` option) name -> the
+# engine's keyword argument.
+BACKEND_OPTIONS = {
+    'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+                     'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
+                     'trust_remote_code': 'trust_remote_code'},
+    'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+               'generation_timeout': 'timeout_s', 'remote_model': 'remote_model'},
+}
 BUNDLED_BACKENDS = ('torch', 'onnxruntime')
 
 

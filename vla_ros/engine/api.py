@@ -149,7 +149,7 @@ class Engine:
         self.threads = threads
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
-        self._encoded = []   # [(frozen frame, its visual tokens)], newest last (BundledEngine)
+        self._encoded = []   # [(frozen frame, bgr, its visual tokens)], newest last (Bundled)
 
     def check_text(self, text: str, what: str) -> str:
         """`text` stripped; QuestionError when it is not text, empty or too long."""
@@ -280,17 +280,18 @@ class BundledEngine(Engine):
             results[n] = failed[row] if row in failed else self._result(*results[n], ms)
         return results
 
-    def _visual(self, images: list):
+    def _visual(self, images: list, bgr: bool = False):
         """(visual tokens, one row per image (a failed image's row is a placeholder),
         {row: ImageError}). Frames frozen read-only (as the nodes' camera frames are) are
         remembered with their encoding, so asking about the same frame again, in the next
         batch or for a caption, does not encode it again. Lock held."""
         rows, new, failed = [None] * len(images), [], {}
         for i, image in enumerate(images):
-            rows[i] = next((v for frame, v in self._encoded if frame is image), None)
+            rows[i] = next((v for frame, was_bgr, v in self._encoded
+                            if frame is image and was_bgr == bgr), None)
             if rows[i] is None:
                 try:
-                    new.append((i, self.pixels(image)))
+                    new.append((i, self.pixels(image, bgr)))
                 except ImageError as e:
                     failed[i] = e
         if new:
@@ -298,7 +299,7 @@ class BundledEngine(Engine):
             for k, (i, _p) in enumerate(new):
                 rows[i] = visual[k:k + 1]
                 if isinstance(images[i], np.ndarray) and not images[i].flags.writeable:
-                    self._encoded = (self._encoded + [(images[i], rows[i])])[-ENCODED_FRAMES:]
+                    self._encoded = (self._encoded + [(images[i], bgr, rows[i])])[-ENCODED_FRAMES:]
         present = [r for r in rows if r is not None]
         if not present:
             return None, failed
@@ -308,12 +309,9 @@ class BundledEngine(Engine):
     def _text(self, image, prompt: list, bgr: bool = False) -> TextResult:
         start = time.perf_counter()
         with self._lock:
-            if bgr:
-                visual = self._encode(self.pixels(image, bgr))
-            else:
-                visual, failed = self._visual([image])
-                if failed:
-                    raise failed[0]
+            visual, failed = self._visual([image], bgr)
+            if failed:
+                raise failed[0]
             tokens, probs = self._decode(visual, [0], [prompt])[0]
         return self._result(tokens, probs, (time.perf_counter() - start) * 1000)
 

@@ -11,7 +11,7 @@ every request that arrived while the previous one ran (up to `max_batch`), answe
 together), so a burst of N requests costs a few model calls instead of N. Engines without
 answer_batch (transformers) answer the batch's requests one by one on the same thread,
 which still keeps slow generations off the executor. Results go back to the executor
-thread through a guard condition, so futures are only touched there.
+thread through a Handoff (handoff.py), so futures are only touched there.
 
 Every request gets an answer or a reason: refusals (unusable frame, question the model
 cannot read, a reply past its deadline) are per request and do not fail the others; an
@@ -24,6 +24,7 @@ from rclpy.task import Future
 
 from ..engine import GenerationCanceled, GenerationTimeout, QuestionError, ServerError
 from ..preprocess import ImageError
+from .handoff import Handoff
 
 REFUSALS = (ImageError, QuestionError, GenerationTimeout, GenerationCanceled, ServerError)
 
@@ -45,9 +46,9 @@ class AnswerBatcher:
         self.group = ReentrantCallbackGroup()
         self.sizes = {}
         self._cv = threading.Condition()
-        self._queue, self._done = [], []
+        self._queue = []
         self._closed = False
-        self._wake = node.create_guard_condition(self._deliver, callback_group=self.group)
+        self._results = Handoff(node, self.group)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f'{node.get_name()}_batcher')
         self._thread.start()
@@ -90,12 +91,8 @@ class AnswerBatcher:
                 del self._queue[:self.max_batch]
             outcomes = self._answer(batch)
             with self._cv:
-                self._done.extend(zip(batch, outcomes))
                 self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
-            try:
-                self._wake.trigger()
-            except Exception:  # noqa: BLE001 - closed meanwhile: the node is gone, so are they
-                return
+            self._results.post((p.future, outcome) for p, outcome in zip(batch, outcomes))
 
     def _answer(self, batch) -> list:
         outcomes, asked = [None] * len(batch), []
@@ -123,11 +120,3 @@ class AnswerBatcher:
             except REFUSALS as e:
                 replies.append(e)
         return replies
-
-    # -- executor thread ----------------------------------------------------------------------
-    def _deliver(self):
-        with self._cv:
-            done, self._done = self._done, []
-        for pending, outcome in done:
-            if not pending.future.done():
-                pending.future.set_result(outcome)

@@ -5,7 +5,7 @@ its feedback is the whole reply, once).
 
 Each goal generates on a worker thread, so the executor stays free to take cancel
 requests, other goals and `vqa` calls (which wait for the model's lock). The worker
-hands its result back through a guard condition, so every action-server call except
+hands its result back through a Handoff (handoff.py), so every action-server call except
 feedback happens on the executor thread.
 """
 import threading
@@ -14,6 +14,7 @@ from rclpy.action import ActionServer, CancelResponse
 from rclpy.task import Future
 
 from ..action import Ask
+from .handoff import Handoff
 
 CANCELED = 'canceled'
 
@@ -33,8 +34,7 @@ class AskGoals:
         self.node, self.reply = node, reply
         self._lock = threading.Lock()
         self._running = {}       # goal id bytes -> AskGoal
-        self._ready = []         # (AskGoal, Ask.Result) from workers, for the executor
-        self._wake = node.create_guard_condition(self._deliver)
+        self._results = Handoff(node)
         self.server = ActionServer(node, Ask, 'ask', self._execute,
                                    cancel_callback=self._on_cancel)
 
@@ -85,15 +85,4 @@ class AskGoals:
             self.reply(goal.handle.request, result, on_text)
         if goal.cancel.is_set() and not result.success:
             result.error = CANCELED
-        with self._lock:
-            self._ready.append((goal, result))
-        try:
-            self._wake.trigger()
-        except Exception:  # noqa: BLE001 - the node was destroyed while this goal ran
-            pass
-
-    def _deliver(self):
-        with self._lock:
-            ready, self._ready = self._ready, []
-        for goal, result in ready:
-            goal.finished.set_result(result)
+        self._results.post([(goal.finished, result)])

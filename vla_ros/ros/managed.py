@@ -15,12 +15,12 @@ at once like the plain node, and a model that cannot load ends the process with 
 1 and one line, as the plain node's does. With `autostart:=false` the node waits for a
 lifecycle manager (`ros2 lifecycle set /vla_node configure`, then `activate`).
 
-A node class to be managed provides `load_model()` (sets `engine`), `serve()` (creates its
-entities), `quiet(reason)` (stops what runs on its own: the action loop and its watchdog
-thread, running goals) and `PARAMS`. `Managed` goes first in the bases, and PARAMS gains
-MANAGED_PARAMS: `class M(Managed, VLANode, LifecycleNode)`, so the node's constructor
-declares the parameters and then calls `start_up()`, which here runs the transitions
-(or waits for them) instead of serving.
+A node class to be managed is a ModelNode (model_node.py): `load_model()` (sets
+`engine`), `serve()` (creates its entities), `quiet(reason)` (stops what runs on its own:
+the action loop and its watchdog thread, running goals) and `PARAMS`. `Managed` goes
+first in the bases, and PARAMS gains MANAGED_PARAMS: `class M(Managed, VLANode,
+LifecycleNode)`, so the node's constructor declares the parameters and then calls
+`start_up()`, which here runs the transitions (or waits for them) instead of serving.
 """
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 

@@ -19,8 +19,9 @@ import threading
 
 from rclpy.exceptions import ParameterException
 
-from ..engine import (BACKENDS, default_checkpoint, GenerationCanceled, GenerationTimeout,
-                      is_server_url, make_engine, QuestionError, resolve_backend, ServerError)
+from ..engine import (BACKEND_OPTIONS, BACKENDS, default_checkpoint, GenerationCanceled,
+                      GenerationTimeout, is_server_url, make_engine, QuestionError,
+                      resolve_backend, ServerError)
 from ..preprocess import ImageError
 from .params import Param
 
@@ -55,14 +56,6 @@ ENGINE_PARAMS = (
     Param('remote_model', '', "openai: the model name to ask the server for ('' = the "
           "server's default)"),
 )
-# Node parameter -> engine keyword argument, for the backends that take them.
-BACKEND_OPTIONS = {
-    'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
-                     'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
-                     'trust_remote_code': 'trust_remote_code'},
-    'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
-               'generation_timeout': 'timeout_s', 'remote_model': 'remote_model'},
-}
 
 _engines = {}
 _lock = threading.Lock()

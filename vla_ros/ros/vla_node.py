@@ -18,7 +18,6 @@ velocity watchdog has its own thread too.
 """
 import time
 
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
@@ -31,10 +30,10 @@ from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import rgb_to_image
 from .managed import LifecycleNode, Managed, MANAGED_PARAMS
-from .params import (declare_parameters, OUTPUT_QOS, Param, param_values, request_qos,
-                     REQUEST_PARAMS)
+from .model_node import ModelNode
+from .params import OUTPUT_QOS, Param, param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
-from .shared_engine import ENGINE_PARAMS, engine_from_params, question_frame, UNUSABLE_FRAME
+from .shared_engine import ENGINE_PARAMS, question_frame, UNUSABLE_FRAME
 
 PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
@@ -45,27 +44,12 @@ PARAMS = ENGINE_PARAMS + (
 ) + INPUT_PARAMS + REQUEST_PARAMS + ACTION_PARAMS
 
 
-class VLANode(Node):
-    """The plain node: loads the model and serves from its constructor on. managed.py
-    makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
+class VLANode(ModelNode):
+    """The plain node: loads the model and serves from its constructor on (model_node.py);
+    managed.py makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vla_node'
     PARAMS = PARAMS
-    engine = actions = batcher = None      # until load_model / serve (destroy_node checks)
-
-    def __init__(self, **kwargs):
-        super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, self.PARAMS)
-        self.start_up()
-
-    def start_up(self):
-        self.load_model()
-        self.serve()
-
-    def load_model(self):
-        start = time.perf_counter()
-        self.engine = engine_from_params(param_values(self, ENGINE_PARAMS))
-        self.get_logger().info(f'model {self.engine.checkpoint} ({self.engine.backend}) '
-                               f'loaded in {time.perf_counter() - start:.1f} s')
+    actions = batcher = None      # until serve (quiet checks)
 
     def serve(self):
         """Subscriptions, publishers, services, the action server and timers."""
@@ -105,10 +89,6 @@ class VLANode(Node):
             except Exception as e:  # noqa: BLE001 - e.g. the context is already gone
                 self.get_logger().warning(f'could not send zero velocity: {e}')
             actions.close()
-
-    def destroy_node(self):
-        self.quiet('node destroyed')
-        return super().destroy_node()
 
     # -- captions ---------------------------------------------------------------------------
     def _set_caption_rate(self, rate: float):

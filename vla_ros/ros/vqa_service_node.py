@@ -14,7 +14,6 @@ The model runs one call at a time (the engine's lock).
 """
 import time
 
-from rclpy.node import Node
 
 from ..preprocess import ImageError
 from ..srv import VQA
@@ -24,32 +23,21 @@ from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .image_conversion import image_to_rgb
 from .managed import LifecycleNode, Managed, MANAGED_PARAMS
-from .params import declare_parameters, param_values, request_qos, REQUEST_PARAMS
+from .model_node import ModelNode
+from .params import param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
-from .shared_engine import (answer_or_error, engine_from_params, ENGINE_PARAMS,
+from .shared_engine import (answer_or_error, ENGINE_PARAMS,
                             question_frame, UNUSABLE_FRAME)
 
 PARAMS = ENGINE_PARAMS + INPUT_PARAMS + REQUEST_PARAMS
 
 
-class VQAServiceNode(Node):
-    """The plain node: loads the model and serves from its constructor on. managed.py
-    makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
+class VQAServiceNode(ModelNode):
+    """The plain node: loads the model and serves from its constructor on (model_node.py);
+    managed.py makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vqa_service'
     PARAMS = PARAMS
-    engine = ask = batcher = None      # until load_model / serve (destroy_node checks)
-
-    def __init__(self, **kwargs):
-        super().__init__(self.NODE_NAME, **kwargs)
-        declare_parameters(self, self.PARAMS)
-        self.start_up()
-
-    def start_up(self):
-        self.load_model()
-        self.serve()
-
-    def load_model(self):
-        self.engine = engine_from_params(param_values(self, ENGINE_PARAMS))
+    ask = batcher = None      # until serve (quiet checks)
 
     def serve(self):
         """The camera subscriptions, `vqa`, `ask` and diagnostics."""
@@ -75,10 +63,6 @@ class VQAServiceNode(Node):
         batcher, self.batcher = self.batcher, None
         if batcher is not None:
             batcher.close()
-
-    def destroy_node(self):
-        self.quiet('node destroyed')
-        return super().destroy_node()
 
     async def _on_request(self, request, response):
         """A `vqa` call: queued for the batcher (answer_batcher.py); awaits its answer."""
