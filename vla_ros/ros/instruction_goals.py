@@ -32,12 +32,12 @@ Result = FollowInstruction.Result
 class RunningGoal:
     """A goal, the loop instruction it started, and the future its execution awaits."""
 
-    def __init__(self, handle, instruction_id: int):
+    def __init__(self, handle, instruction_id: int, started: float):
         self.handle = handle
         self.instruction_id = instruction_id
         self.finished = Future()
         self.canceled = False
-        self.started = time.monotonic()
+        self.started = started     # read before the loop's own start: elapsed >= its limit
 
 
 class InstructionGoals:
@@ -75,8 +75,9 @@ class InstructionGoals:
         request = handle.request
         limit = request.time_limit if request.time_limit > 0 else None
         self._finish(Result.PREEMPTED, f'preempted by the goal {request.instruction!r}')
+        started = time.monotonic()
         instruction_id = self.control.start(request.instruction, limit, deadman=False)
-        goal = self.goal = RunningGoal(handle, instruction_id)
+        goal = self.goal = RunningGoal(handle, instruction_id, started)
         self.update()                        # a refusal ends it right here
         outcome, reason, elapsed = await goal.finished
         if outcome == Result.CANCELED and handle.is_cancel_requested:
