@@ -54,6 +54,25 @@ def test_ask_and_caption(small_dir):
     assert 'yellow rectangle' in caption['text']
 
 
+def test_ground_and_its_evaluation(tmp_path):
+    import cv2
+    from vla_ros.sim.world import World
+    world = World.random(1_000_003)      # a held-out arena with three shapes in view
+    image = str(tmp_path / 'arena.png')
+    cv2.imwrite(image, world.render(256, 256)[:, :, ::-1])
+    shape = world.shapes[0]
+    g = json.loads(vla_ros('ground', '--image', image, '--phrase',
+                           f'{shape.color} {shape.shape}', '--json').stdout)
+    assert g['visible'] and g['frame_size'] == [256, 256] and len(g['boxes']) == 1
+    x0, y0, x1, y1 = g['boxes'][0]['box']
+    assert 0 <= x0 < x1 <= 256 and 0 <= y0 < y1 <= 256
+    result = vla_ros('ground', '--image', image, '--phrase', 'the red unicorn', check=False)
+    assert result.returncode != 0 and "'unicorn'" in result.stderr
+    report = json.loads(vla_ros('eval', '--grounding', '4', '--json').stdout)
+    assert report['arenas'] == 4 and report['absent']['n'] == 4
+    assert report['in_view']['n'] + report['out_of_view']['n'] > 4
+
+
 def test_ask_refuses_an_empty_question_and_a_missing_image(small_dir):
     result = vla_ros('ask', '--image', str(small_dir / 'images' / '1.png'), '--question', ' ',
                      check=False)

@@ -57,12 +57,13 @@ def qwen_inputs(directory: str, text: str):
     return tokenizer, {**inputs, **pixels}
 
 
-def reference(directory: str, family: str, text: str) -> str:
-    """The library's own answer: AutoProcessor + AutoModelForImageTextToText, greedy."""
+def reference(directory: str, family: str, text: str, **decoding) -> str:
+    """The library's own answer: AutoProcessor + AutoModelForImageTextToText, greedy
+    (`decoding`: generate's max_new_tokens, decode's skip_special_tokens)."""
     model = AutoModelForImageTextToText.from_pretrained(directory, local_files_only=True)
     if family.startswith('qwen'):
         processor, inputs = qwen_inputs(directory, text)
-        return generate(model, processor, inputs)
+        return generate(model, processor, inputs, **decoding)
     processor = AutoProcessor.from_pretrained(directory, local_files_only=True)
     kwargs = {}
     if family == 'paligemma':
@@ -75,21 +76,24 @@ def reference(directory: str, family: str, text: str) -> str:
             kwargs['do_image_splitting'] = False   # the engine's default budget: one tile
     inputs = processor(text=prompt, images=[Image.fromarray(IMAGE)], return_tensors='pt',
                        **kwargs)
-    return generate(model, processor, inputs)
+    return generate(model, processor, inputs, **decoding)
 
 
-def generate(model, processor, inputs) -> str:
+def generate(model, processor, inputs, max_new_tokens: int = MAX_NEW_TOKENS,
+             skip_special_tokens: bool = True) -> str:
     with torch.inference_mode():
-        out = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     return processor.decode(out[0, inputs['input_ids'].shape[1]:],
-                            skip_special_tokens=True).strip()
+                            skip_special_tokens=skip_special_tokens).strip()
 
 
 @pytest.mark.parametrize('family', FAMILIES)
 def test_answers_and_captions_are_what_generate_returns(engines, model_dirs, family):
     engine = engines[family]
     assert engine.config['model_type'] == family
-    assert engine.backend == 'transformers' and engine.capabilities == {'answer', 'caption'}
+    assert engine.backend == 'transformers'
+    assert engine.capabilities == {'answer', 'caption'} | (
+        {'ground', 'act'} if family in ('paligemma', 'qwen2_vl', 'qwen2_5_vl') else set())
     answer = engine.answer(IMAGE, QUESTION)
     prompt = f'answer en {QUESTION}' if family == 'paligemma' else QUESTION
     assert answer.text == reference(model_dirs[family], family, prompt)
@@ -127,7 +131,7 @@ def test_idefics3_image_budget(engines, model_dirs):
 def test_act_ground_and_bad_questions_are_refused_with_a_reason(engines):
     engine = engines['llava']
     with pytest.raises(UnsupportedError, match='transformers backend cannot follow instr'):
-        engine.act(IMAGE, 'go to the red circle')
+        engine.act(IMAGE, 'go to the red circle')     # LLaVA: no boxes (test_grounding.py)
     with pytest.raises(UnsupportedError, match='cannot ground'):
         engine.ground(IMAGE, 'the red circle')
     assert issubclass(UnsupportedError, QuestionError)   # nodes refuse them like bad questions

@@ -66,6 +66,29 @@ def cmd_caption(args):
     _print_result(args, result)
 
 
+def cmd_ground(args):
+    from .engine import GenerationTimeout, QuestionError, ServerError
+    from .preprocess import ImageError
+    engine = _engine(args)
+    try:
+        result = engine.ground(_load_image(args.image), args.phrase)
+    except (QuestionError, ImageError, GenerationTimeout, ServerError) as e:
+        raise SystemExit(f'error: {e}')
+    boxes = [{'box': [round(v, 1) for v in b], 'point': [round(v, 1) for v in p],
+              'score': round(s, 4)} for b, p, s in zip(result.boxes, result.points,
+                                                       result.scores)]
+    if args.json:
+        print(json.dumps({'phrase': result.phrase, 'visible': result.visible, 'boxes': boxes,
+                          'frame_size': list(result.frame_size),
+                          'latency_ms': round(result.latency_ms, 2)}))
+    elif not boxes:
+        print(f'{result.phrase!r}: not visible   ({result.latency_ms:.1f} ms)')
+    else:
+        for b in boxes:
+            print(f"{result.phrase!r}: box {b['box']} point {b['point']} score "
+                  f"{b['score']:.2f}   ({result.latency_ms:.1f} ms)")
+
+
 def cmd_serve(args):
     from .openai_server import make_server
     server = make_server(_engine(args), args.host, args.port, args.name)
@@ -207,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser('caption', help='describe an image'))))
     c.add_argument('--image', required=True)
     c.set_defaults(func=cmd_caption)
+
+    g = with_transformers(with_backend(with_model(sub.add_parser(
+        'ground', help='where a phrase\'s object is in an image: boxes in its pixels'))))
+    g.add_argument('--image', required=True)
+    g.add_argument('--phrase', required=True, help="e.g. 'red ball'")
+    g.set_defaults(func=cmd_ground)
 
     b = with_transformers(with_model(sub.add_parser('bench', help='latency, memory and size '
                                                     'at batch 1')))

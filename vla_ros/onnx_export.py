@@ -88,14 +88,16 @@ class DecoderStepGraph(nn.Module):
 
 class ActionHeadGraph(nn.Module):
     """last hidden (B, dim), patches (B, N, dim) -> velocity (B, 2) in [-1, 1], done logit
-    (B,). A head that ignores the patches exports without that input."""
+    (B,), and a pointer head's logits (B, N + 1) (the engine's `ground`). A head that
+    ignores the patches exports without that input or the pointer."""
 
     def __init__(self, model):
         super().__init__()
         self.action = model.action
+        self.pointer = bool(model.cfg.action_pointer)
 
     def forward(self, last_hidden, patches):
-        return self.action(last_hidden, patches)
+        return self.action(last_hidden, patches, with_pointer=self.pointer)
 
 
 def _example_inputs(model):
@@ -120,17 +122,21 @@ DYNAMIC_AXES = {
                      'logits': {0: 'batch', 1: 'new_tokens'}, 'last_hidden': {0: 'batch'},
                      'present': {1: 'batch', 2: 'all_tokens'}},
     'action_head': {'last_hidden': {0: 'batch'}, 'patches': {0: 'batch'}, 'velocity': {0: 'batch'},
-                    'done_logit': {0: 'batch'}},
+                    'done_logit': {0: 'batch'}, 'pointer': {0: 'batch'}},
 }
 WRAPPERS = {'image_encoder': ImageEncoderGraph, 'decoder_step': DecoderStepGraph,
             'action_head': ActionHeadGraph}
 
 
-def _graph_inputs(directory: str) -> dict:
-    """{graph: input names} as exported (the exporter drops inputs a graph never reads)."""
+def _graph_io(directory: str) -> dict:
+    """{graph: (input names, output names)} as exported (the exporter drops inputs a graph
+    never reads; only a pointer head has the `pointer` output)."""
     import onnx
-    return {name: tuple(i.name for i in onnx.load(os.path.join(directory, file)).graph.input)
-            for name, (file, _, _) in GRAPHS.items()}
+    io = {}
+    for name, (file, _, _) in GRAPHS.items():
+        graph = onnx.load(os.path.join(directory, file)).graph
+        io[name] = (tuple(i.name for i in graph.input), tuple(o.name for o in graph.output))
+    return io
 
 
 def source_directory(checkpoint: str) -> str:
@@ -156,6 +162,8 @@ def export_onnx(checkpoint: str = None, out_dir: str = None, opset: int = OPSET)
             warnings.simplefilter('ignore')   # tracer and deprecation chatter
             inputs = _example_inputs(model)
             for name, (file, input_names, output_names) in GRAPHS.items():
+                if name == 'action_head' and not model.cfg.action_pointer:
+                    output_names = [o for o in output_names if o != 'pointer']
                 torch.onnx.export(WRAPPERS[name](model).eval(), inputs[name],
                                   os.path.join(staging, file), dynamo=False,
                                   input_names=list(input_names),
@@ -164,7 +172,7 @@ def export_onnx(checkpoint: str = None, out_dir: str = None, opset: int = OPSET)
                                   do_constant_folding=True)
         extra = {'kv_cache': {'layers': model.cfg.decoder_layers, 'width': model.cfg.kv_rank},
                  'exported_with': {'torch': torch.__version__}}
-        write_manifest(staging, checkpoint, opset, extra, _graph_inputs(staging))
+        write_manifest(staging, checkpoint, opset, extra, _graph_io(staging))
         os.makedirs(out_dir, exist_ok=True)
         for entry in os.listdir(staging):
             os.replace(os.path.join(staging, entry), os.path.join(out_dir, entry))

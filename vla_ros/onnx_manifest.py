@@ -26,8 +26,9 @@ GRAPHS = {
     'image_encoder': ('image_encoder.onnx', ('pixels',), ('visual', 'patches')),
     'decoder_step': ('decoder_step.onnx', ('ids', 'visual', 'past'),
                      ('logits', 'last_hidden', 'present')),
-    # `patches` only for a head that reads them (config action_pointer)
-    'action_head': ('action_head.onnx', ('last_hidden', 'patches'), ('velocity', 'done_logit')),
+    # `patches` and `pointer` only for a head that has a pointer (config action_pointer)
+    'action_head': ('action_head.onnx', ('last_hidden', 'patches'),
+                    ('velocity', 'done_logit', 'pointer')),
 }
 
 
@@ -42,16 +43,17 @@ def checkpoint_hashes(checkpoint: str) -> dict:
 
 
 def write_manifest(onnx_dir: str, checkpoint: str, opset: int, extra: dict,
-                   inputs_as_exported: dict) -> dict:
-    """Record every graph's file, sha256 and I/O names, and the checkpoint's hashes."""
+                   io_as_exported: dict) -> dict:
+    """Record every graph's file, sha256 and I/O names ({graph: (inputs, outputs)} as
+    exported), and the checkpoint's hashes."""
     manifest = {
         'format': FORMAT_VERSION,
         'opset': opset,
         'checkpoint_sha256': checkpoint_hashes(checkpoint),
-        'graphs': {name: {'file': file, 'inputs': list(inputs_as_exported[name]),
-                          'outputs': list(outputs),
+        'graphs': {name: {'file': file, 'inputs': list(io_as_exported[name][0]),
+                          'outputs': list(io_as_exported[name][1]),
                           'sha256': file_sha256(os.path.join(onnx_dir, file))}
-                   for name, (file, inputs, outputs) in GRAPHS.items()},
+                   for name, (file, _inputs, _outputs) in GRAPHS.items()},
         **extra,
     }
     with open(os.path.join(onnx_dir, MANIFEST), 'w') as f:

@@ -51,9 +51,13 @@ class ActionLoop:
 
     def __init__(self, limits: VelocityLimits, frame_timeout: float = 0.5,
                  episode_timeout: float = 60.0, done_threshold: float = 0.5,
-                 known_words=None, keepalive: float = 0.0):
+                 known_words=None, keepalive: float = 0.0, parse=parse_instruction):
         """`known_words`: if given, instructions with any other word are refused (the
-        model's vocabulary: a word it never saw cannot be grounded)."""
+        model's vocabulary: a word it never saw cannot be grounded). `parse`: text -> a
+        goal with a `kind` (goto, face, stop), raising InstructionRefused: the bundled
+        model's strict parser, or visual_servo.parse_open_instruction for models that
+        ground free-text targets."""
+        self.parse = parse
         self.limits = limits
         self.frames = FrameWatchdog(frame_timeout)
         self.episode_timeout = episode_timeout
@@ -114,7 +118,7 @@ class ActionLoop:
             self._instruction, self._started, self._renewed = text, now, now
             self._state = None   # so a status is published for this instruction
             try:
-                goal = parse_instruction(text)
+                goal = self.parse(text)
                 unknown = [w for w in words(text) if self.known_words is not None
                            and w not in self.known_words]
                 if unknown:

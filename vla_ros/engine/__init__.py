@@ -3,11 +3,14 @@
 No ROS. One API (api.Engine: answer, caption, ground, act; TextResult, GroundingResult,
 ActionResult; QuestionError / UnsupportedError, preprocess.ImageError and
 GenerationTimeout refusals; GenerationCanceled; `checkpoint`, `backend`, `capabilities`),
-one module per backend:
+grounding.py turns what each model says about where things are (the bundled pointer
+head, PaliGemma's <loc> tokens, Qwen's boxes) into GroundingResults, and acts by
+grounding + visual servo for models without an action head. One module per backend:
   torch         torch_backend.InferenceEngine: the bundled model's format, run eagerly
   onnxruntime   onnxruntime_backend.OnnxEngine: its ONNX export (`vla-ros export`), no torch
   transformers  transformers_backend.TransformersEngine: a local Hugging Face
-                image-text-to-text model directory (SmolVLM/Idefics3, PaliGemma, LLaVA)
+                image-text-to-text model directory (SmolVLM/Idefics3, PaliGemma, LLaVA,
+                Qwen2-VL, Qwen2.5-VL)
   openai        openai_backend.OpenAIEngine: an OpenAI-compatible chat-completions server
                 (`model` is its URL, e.g. http://gpu-box:8000/v1)
 `make_engine` picks one for a model directory.

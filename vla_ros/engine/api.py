@@ -14,6 +14,7 @@ torch, so processes that serve the ONNX export stay small.
 import hashlib
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -24,7 +25,10 @@ from typing import Optional
 import numpy as np
 
 from .. import tokenizer as tok
+from ..control.instructions import parse_instruction, words
+from ..control.visual_servo import parse_open_instruction
 from ..preprocess import ImageError, to_model_input
+from .grounding import pointer_boxes
 
 # vla_ros/ in the source tree (symlink installs resolve to it)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -71,9 +75,15 @@ class TextResult:
 @dataclass
 class GroundingResult:
     phrase: str
-    boxes: list            # [(x0, y0, x1, y1)] in pixels of the frame asked about
+    boxes: list            # [(x0, y0, x1, y1)] in pixels of the frame asked about; [] when
+    points: list           # not visible. One (x, y) per box: its centre, or the pointer's
     scores: list           # one per box, in [0, 1]
     latency_ms: float
+    frame_size: tuple = (0, 0)    # (height, width) of that frame
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.boxes)
 
 
 @dataclass
@@ -82,6 +92,7 @@ class ActionResult:
     angular: float         # turn rate in [-1, 1] of the maximum (positive = left)
     done: float            # probability that the goal is reached
     latency_ms: float
+    grounding: Optional[GroundingResult] = None   # where the policy saw its target, if known
 
 
 def default_checkpoint() -> str:
@@ -141,6 +152,9 @@ class Engine:
     backend = ''
     capabilities = frozenset({'answer', 'caption', 'act'})
     known_words = None   # the words instructions may use (None: any; the model judges)
+    # instruction text -> goal, raising InstructionRefused: any target text (the model
+    # grounds it, control/visual_servo.py); the bundled model's parser is strict
+    parse_instruction = staticmethod(parse_open_instruction)
 
     def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500):
         if threads < 1:
@@ -178,8 +192,9 @@ class Engine:
         self.unsupported('caption images')
 
     def ground(self, image: np.ndarray, phrase: str, bgr: bool = False) -> GroundingResult:
-        """Boxes around what `phrase` names. Raises ImageError / QuestionError."""
-        self.unsupported('ground phrases', 'no backend localises objects yet')
+        """Boxes around what `phrase` names (none: not visible). Raises ImageError /
+        QuestionError."""
+        self.unsupported('ground phrases')
 
     def act(self, image: np.ndarray, instruction: str, bgr: bool = False) -> ActionResult:
         """Velocity command for following an instruction. Raises ImageError / QuestionError."""
@@ -196,10 +211,17 @@ class BundledEngine(Engine):
     done probability)`.
     """
 
+    parse_instruction = staticmethod(parse_instruction)   # colours and shapes it knows
+
     @property
     def known_words(self) -> set:
         """The tokenizer's words: an instruction with any other word is refused."""
         return set(self.tokenizer.index)
+
+    @property
+    def capabilities(self) -> frozenset:
+        return frozenset({'answer', 'caption', 'act'} | ({'ground'} if self.has_pointer
+                                                         else set()))
 
     # -- inputs ---------------------------------------------------------------------------
     def pixels(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -236,14 +258,50 @@ class BundledEngine(Engine):
         return self._text(image, [tok.CAPTION], bgr)
 
     def act(self, image: np.ndarray, instruction: str, bgr: bool = False) -> ActionResult:
-        """Velocity command for following an instruction. Raises ImageError / QuestionError."""
+        """Velocity command for following an instruction, and where the pointer head saw
+        its target (if the model has one). Raises ImageError / QuestionError."""
+        start = time.perf_counter()
         pixels = self.prepare_image(image, bgr)
         prompt = self.prompt_ids(tok.ACTION, instruction, 'instruction')
-        start = time.perf_counter()
         with self._lock:
-            linear, angular, done = self._act(pixels, prompt)
+            linear, angular, done, pointer = self._act(pixels, prompt)
+        ms = (time.perf_counter() - start) * 1000
+        grounding = None if pointer is None else \
+            self._pointer_grounding(pointer, instruction, image.shape[:2], ms)
         return ActionResult(finite_or_zero(linear), finite_or_zero(angular),
-                            finite_or_zero(done), (time.perf_counter() - start) * 1000)
+                            finite_or_zero(done), ms, grounding)
+
+    @property
+    def has_pointer(self) -> bool:
+        return bool(self.config.action_pointer)
+
+    def ground(self, image: np.ndarray, phrase: str, bgr: bool = False) -> GroundingResult:
+        """Where the pointer head looks for `phrase` ("red ball", "the blue cube"): it was
+        trained on instructions, so it reads the phrase as "go to the <phrase>". Raises
+        ImageError / QuestionError (also for words the model does not know) /
+        UnsupportedError (no pointer head)."""
+        if not self.has_pointer:
+            self.unsupported('ground phrases', self.no_pointer_reason)
+        phrase = self.check_text(phrase, 'phrase')
+        unknown = [w for w in words(phrase) if w not in self.known_words]
+        if unknown:
+            raise QuestionError('the model does not know the word(s) '
+                                + ', '.join(repr(w) for w in unknown))
+        target = re.sub(r'^(the|a|an)\s+', '', phrase, flags=re.I)
+        result = self.act(image, f'go to the {target}', bgr)
+        grounding = result.grounding
+        grounding.phrase = phrase
+        return grounding
+
+    no_pointer_reason = 'its action head has no pointer (config action_pointer: false)'
+
+    def _pointer_grounding(self, logits, phrase: str, frame_hw, ms: float) -> GroundingResult:
+        logits = np.asarray(logits, dtype=np.float64).reshape(-1)
+        probs = np.exp(logits - logits.max())
+        side = self.image_size // (4 * self.config.patch_size)
+        boxes, points, scores = pointer_boxes(probs / probs.sum(), side, self.image_size,
+                                              frame_hw)
+        return GroundingResult(phrase, boxes, points, scores, ms, tuple(frame_hw))
 
     def answer_batch(self, requests) -> list:
         """[(image, question)] -> per request, in order, its TextResult or the exception
@@ -338,4 +396,5 @@ class BundledEngine(Engine):
         raise NotImplementedError
 
     def _act(self, pixels, prompt: list):
+        """(linear, angular, done probability, pointer logits (N + 1,) or None)."""
         raise NotImplementedError

@@ -30,6 +30,9 @@ class Family:
     tiles: bool = False         # Idefics3: the image may be split into tiles + a global view
     # Qwen2-VL: no processor class (it needs torchvision): AssembledProcessor stands in
     assembled: bool = False
+    # how the family says where things are (engine/grounding.py): 'paligemma' (<loc> tokens),
+    # 'qwen25' (JSON bbox_2d), 'qwen2' ((x0,y0),(x1,y1) in 1000ths); '' = it cannot
+    grounding: str = ''
 
     def question_prompt(self, processor, question: str) -> str:
         if self.style == 'paligemma':   # PaliGemma's task prefixes; the processor adds BOS
@@ -40,6 +43,15 @@ class Family:
         if self.style == 'paligemma':
             return '<image>caption en'
         return self._chat(processor, CAPTION)
+
+    def ground_prompt(self, processor, phrase: str) -> str:
+        if self.grounding == 'paligemma':
+            return f'<image>detect {phrase}'
+        if self.grounding == 'qwen25':
+            return self._chat(processor, f'Locate {phrase} in the image and output its bbox '
+                                         'coordinates in JSON format.')
+        return self._chat(processor, 'Output the bounding box of '
+                                     f'<|object_ref_start|>{phrase}<|object_ref_end|>')
 
     def _chat(self, processor, text: str) -> str:
         if getattr(processor, 'chat_template', None):
@@ -66,17 +78,17 @@ FAMILIES = {
                        '<|im_start|>User:<image>{text}<end_of_utterance>\nAssistant:',
                        tiles=True),
     'paligemma': Family('PaliGemma', ('PaliGemmaForConditionalGeneration',),
-                        'PaliGemmaProcessor', 'paligemma'),
+                        'PaliGemmaProcessor', 'paligemma', grounding='paligemma'),
     'llava': Family('LLaVA', ('LlavaForConditionalGeneration',), 'LlavaProcessor', 'chat',
                     'USER: <image>\n{text} ASSISTANT:'),
 }
 QWEN_PROMPT = ('<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{text}<|im_end|>\n'
                '<|im_start|>assistant\n')
-for _model_type, _name, _arch in (('qwen2_vl', 'Qwen2-VL', 'Qwen2VLForConditionalGeneration'),
-                                  ('qwen2_5_vl', 'Qwen2.5-VL',
-                                   'Qwen2_5_VLForConditionalGeneration')):
+for _model_type, _name, _arch, _grounding in (
+        ('qwen2_vl', 'Qwen2-VL', 'Qwen2VLForConditionalGeneration', 'qwen2'),
+        ('qwen2_5_vl', 'Qwen2.5-VL', 'Qwen2_5_VLForConditionalGeneration', 'qwen25')):
     FAMILIES[_model_type] = Family(_name, (_arch,), 'AssembledProcessor', 'chat', QWEN_PROMPT,
-                                   assembled=True)
+                                   assembled=True, grounding=_grounding)
 
 
 def read_config(path: str) -> dict:

@@ -66,8 +66,21 @@ class OnnxEngine(BundledEngine):
         graphs = self.manifest['graphs']
         self.sessions = {name: load_session(g['path'], options, g['inputs'], g['outputs'])
                          for name, g in graphs.items()}
+        self.pointer_output = 'pointer' in graphs['action_head']['outputs']
         cache = self.manifest['kv_cache']
         self._no_past = np.zeros((cache['layers'], 1, 0, cache['width']), np.float32)
+
+    @property
+    def has_pointer(self) -> bool:
+        return self.pointer_output
+
+    @property
+    def no_pointer_reason(self) -> str:
+        if self.config.action_pointer:
+            return (f"its ONNX export's action head has no pointer output (exported before "
+                    f"grounding existed): re-export with `vla-ros export --checkpoint "
+                    f"{self.checkpoint}`")
+        return 'its action head has no pointer (config action_pointer: false)'
 
     # -- the graphs -----------------------------------------------------------------------
     def encode(self, pixels: np.ndarray):
@@ -120,5 +133,9 @@ class OnnxEngine(BundledEngine):
         _, hidden, _ = self.decoder_step(np.array([prompt], np.int64), visual, self._no_past)
         head = self.sessions['action_head']
         feeds = {'last_hidden': hidden, 'patches': patches}
-        velocity, done = head.run(None, {i.name: feeds[i.name] for i in head.get_inputs()})
-        return float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0]))
+        outputs = dict(zip([o.name for o in head.get_outputs()],
+                           head.run(None, {i.name: feeds[i.name] for i in head.get_inputs()})))
+        velocity, done, pointer = outputs['velocity'], outputs['done_logit'], \
+            outputs.get('pointer')
+        return (float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0])),
+                None if pointer is None else pointer[0])

@@ -49,5 +49,8 @@ class InferenceEngine(BundledEngine):
     def _act(self, pixels: torch.Tensor, prompt: list):
         with torch.inference_mode():
             visual, patches = self.model.encode(pixels)
-            velocity, done = self.model.act(visual, torch.tensor([prompt]), patches=patches)
-        return float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0]))
+            out = self.model.act(visual, torch.tensor([prompt]), patches=patches,
+                                 with_pointer=self.has_pointer)
+        velocity, done = out[:2]
+        pointer = out[2][0].numpy() if self.has_pointer else None
+        return float(velocity[0, 0]), float(velocity[0, 1]), sigmoid(float(done[0])), pointer

@@ -23,7 +23,12 @@ GenerationTimeout. The deadline is checked after each token, so the first check 
 after the vision encoder and the prompt (bounded by the image budget).
 
 Greedy decoding, so the same frame and question always get the same reply.
-`ground` and `act` are refused (UnsupportedError) for now.
+
+Families that say where things are (PaliGemma's `detect`, Qwen2-VL / Qwen2.5-VL boxes)
+also `ground` a phrase (their reply parsed by grounding.py, boxes in the frame's pixels,
+the reply's probability as every box's score) and `act`: the instruction's free-text
+target is grounded and a visual servo steers towards it (control/visual_servo.py). For
+SmolVLM and LLaVA both are refused (UnsupportedError): they have no box format.
 """
 import os
 import time
@@ -39,7 +44,10 @@ from transformers import (AutoImageProcessor, AutoModelForImageTextToText,  # no
 
 from ..errors import CheckpointError  # noqa: E402
 from ..preprocess import fit_within, to_rgb  # noqa: E402
-from .api import Engine, GenerationCanceled, GenerationTimeout, TextResult  # noqa: E402
+from ..control.visual_servo import parse_open_instruction  # noqa: E402
+from .api import (Engine, GenerationCanceled, GenerationTimeout, GroundingResult,  # noqa: E402
+                  TextResult)
+from .grounding import act_by_grounding, boxes_from_reply, centre  # noqa: E402
 from .hf_families import check_model_dir, processor_file  # noqa: E402
 
 transformers.utils.logging.set_verbosity_error()     # nodes log one line per problem
@@ -134,7 +142,8 @@ def _load(what: str, directory: str, load):
 class TransformersEngine(Engine):
     """Load a Hugging Face image-text-to-text model once; answer and caption with it."""
     backend = 'transformers'
-    capabilities = frozenset({'answer', 'caption'})
+    # any target text is the model's to ground (act refuses for families that cannot)
+    parse_instruction = staticmethod(parse_open_instruction)
 
     def __init__(self, model: str, threads: int = 1, max_question_chars: int = 500,
                  max_new_tokens: int = 32, image_max_side: int = 512,
@@ -150,6 +159,8 @@ class TransformersEngine(Engine):
             raise ValueError(f'image_max_side must be >= 0 (0: no limit), got {image_max_side}')
         self.config, self.family = check_model_dir(model, trust_remote_code)
         super().__init__(os.path.realpath(model), threads, max_question_chars)
+        self.capabilities = frozenset({'answer', 'caption'} | (
+            {'ground', 'act'} if self.family.grounding else set()))
         self.max_new_tokens, self.timeout_s = max_new_tokens, timeout_s
         self.image_max_side, self.image_splitting = image_max_side, image_splitting
         torch.set_num_threads(threads)
@@ -213,15 +224,43 @@ class TransformersEngine(Engine):
         start = time.perf_counter()
         return self._reply(self.prepare_image(image, bgr), self.caption_prompt(), start)
 
-    def ground(self, image, phrase: str, bgr: bool = False):
-        self.unsupported('ground phrases', 'boxes from image-text models are not wired yet')
+    def ground(self, image: np.ndarray, phrase: str, bgr: bool = False) -> GroundingResult:
+        """Boxes around what `phrase` names, from the family's grounding prompt. Raises
+        ImageError / QuestionError / GenerationTimeout / UnsupportedError (SmolVLM, LLaVA)."""
+        if not self.family.grounding:
+            self.unsupported('ground phrases', f'{self.family.name} models have no box format')
+        start = time.perf_counter()
+        phrase = self.check_text(phrase, 'phrase')
+        frame = self.prepare_image(image, bgr)
+        result, inputs = self._generate(frame, self.family.ground_prompt(self.processor, phrase),
+                                        start, skip_special_tokens=False)
+        grid = inputs.get('image_grid_thw')
+        patch = getattr(self.processor.image_processor, 'patch_size', 14)
+        seen = None if grid is None else (int(grid[0][1]) * patch, int(grid[0][2]) * patch)
+        # boxes are in the pixels of the frame the model was given (after the budget)
+        boxes = boxes_from_reply(self.family.grounding, result.text,
+                                 (frame.height, frame.width), seen)
+        sy, sx = image.shape[0] / frame.height, image.shape[1] / frame.width
+        boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
+        return GroundingResult(phrase, boxes, [centre(b) for b in boxes],
+                               [result.confidence] * len(boxes), result.latency_ms,
+                               tuple(image.shape[:2]))
 
-    def act(self, image, instruction: str, bgr: bool = False):
-        self.unsupported('follow instructions', 'an image-text model gives no velocities (a '
-                         'grounding + visual servo policy is planned)')
+    def act(self, image: np.ndarray, instruction: str, bgr: bool = False):
+        """Ground the instruction's target and steer towards it (grounding.act_by_grounding).
+        Raises InstructionRefused / ImageError / QuestionError / GenerationTimeout."""
+        if not self.family.grounding:
+            self.unsupported('follow instructions', f'{self.family.name} models give no '
+                             'velocities and no boxes to steer by')
+        return act_by_grounding(self, image, instruction, bgr)
 
     def _reply(self, image: Image.Image, prompt: str, start: float,
                on_text=None) -> TextResult:
+        return self._generate(image, prompt, start, on_text)[0]
+
+    def _generate(self, image: Image.Image, prompt: str, start: float, on_text=None,
+                  skip_special_tokens: bool = True):
+        """(TextResult, the processor's inputs) of greedy generation within the budgets."""
         with self._lock:
             deadline = Deadline(self.timeout_s, start)
             inputs = self.model_inputs(image, prompt)
@@ -243,12 +282,12 @@ class TransformersEngine(Engine):
                 f'{time.perf_counter() - start:.2f} s and {len(tokens)} tokens '
                 f'(first token after {deadline.first_token_s:.2f} s)')
         probs = [float(torch.softmax(s[0].float(), -1)[t]) for s, t in zip(out.scores, tokens)]
-        text = self.processor.decode(tokens, skip_special_tokens=True).strip()
+        text = self.processor.decode(tokens, skip_special_tokens=skip_special_tokens).strip()
         first = deadline.first_token_s
         return TextResult(text, float(np.prod(probs)) if probs else 0.0,
                           (time.perf_counter() - start) * 1000,
                           first_token_ms=None if first is None else first * 1000,
-                          tokens=len(tokens))
+                          tokens=len(tokens)), inputs
 
 
 def _summary(bad: dict) -> str:

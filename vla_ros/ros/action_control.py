@@ -65,11 +65,14 @@ class ActionControl:
         self.node, self.camera = node, camera
         self.policy = self._model_policy       # the injection point (see the module doc)
         self._engine = engine
+        self.on_grounding = None     # (frame header, GroundingResult): where the policy looked
+        self._grounding = None       # the model policy's last grounding, not yet passed on
         p = param_values(node, ACTION_PARAMS)
         self.loop = ActionLoop(VelocityLimits(p['max_linear'], p['max_angular']),
                                p['frame_timeout'], p['action_timeout'], p['done_threshold'],
                                known_words=engine.known_words,
-                               keepalive=p['instruction_keepalive'])
+                               keepalive=p['instruction_keepalive'],
+                               parse=engine.parse_instruction)
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''
         self.last_command = (0.0, 0.0)         # m/s, rad/s: what cmd_vel said last
@@ -113,6 +116,7 @@ class ActionControl:
 
     def _model_policy(self, rgb, instruction):
         result = self._engine.act(rgb, instruction)
+        self._grounding = result.grounding
         return result.linear, result.angular, result.done
 
     # -- publishing -------------------------------------------------------------------------
@@ -178,7 +182,10 @@ class ActionControl:
         if episode is None:
             return
         try:   # the slow part, outside the lock: stop and watchdog stay responsive
+            self._grounding = None
             linear, angular, done = self.policy(frame.rgb(), instruction)
+            if self._grounding is not None and self.on_grounding is not None:
+                self.on_grounding(frame.header, self._grounding)
         except (QuestionError, InstructionRefused) as e:   # e.g. too many tokens: not acted on
             with self._lock:
                 self._emit(self.loop.fail(episode, time.monotonic(), str(e), REFUSED))

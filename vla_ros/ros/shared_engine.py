@@ -122,11 +122,11 @@ def answer_or_error(engine, image, question: str, on_text=None):
         return None, str(e)
 
 
-def question_frame(camera, question: str):
+def question_frame(camera, question: str, what: str = 'question'):
     """(the latest fresh frame of `camera`, '') to answer `question` about, or (None,
-    reason): an empty question, no frame yet, a stale frame."""
+    reason): an empty question (`what` names it), no frame yet, a stale frame."""
     if not question.strip():
-        return None, 'question is empty'
+        return None, f'{what} is empty'
     return camera.usable_frame()
 
 

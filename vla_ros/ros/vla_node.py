@@ -4,8 +4,10 @@ commands that follow an instruction.
 Subscribes `image` / `image/compressed` (latest frame cached, see camera_input.py) and
 `question` (std_msgs/String); publishes `caption` (vla_ros/Caption) at `caption_rate` Hz
 and one `answer` (vla_ros/Answer) per question. Both carry the header of the frame they
-describe. Instruction following (`instruction` -> `cmd_vel`, `action_status`, the `stop`
-service, speed clamps and the frame watchdog) is wired by action_control.py.
+describe. `ground` (std_msgs/String phrases) -> `groundings` (vla_ros/Grounding, boxes in
+the frame's pixels) is groundings.py. Instruction following (`instruction` -> `cmd_vel`,
+`action_status`, the `stop` service, speed clamps and the frame watchdog) is wired by
+action_control.py.
 
 Threading: one single-threaded executor (runner.py says why) runs captions and the
 control loop, and the model runs one call at a time (the engine's lock); camera frames
@@ -28,6 +30,7 @@ from .action_control import ACTION_PARAMS, ActionControl
 from .answer_batcher import AnswerBatcher
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
+from .groundings import Groundings
 from .image_conversion import rgb_to_image
 from .managed import LifecycleNode, Managed, MANAGED_PARAMS
 from .model_node import ModelNode
@@ -49,7 +52,7 @@ class VLANode(ModelNode):
     managed.py makes the lifecycle version from the same pieces (load_model, serve, quiet)."""
     NODE_NAME = 'vla_node'
     PARAMS = PARAMS
-    actions = batcher = None      # until serve (quiet checks)
+    actions = batcher = groundings = None      # until serve (quiet checks)
 
     def serve(self):
         """Subscriptions, publishers, services, the action server and timers."""
@@ -68,6 +71,10 @@ class VLANode(ModelNode):
         self._set_caption_rate(p['caption_rate'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.actions = ActionControl(self, self.camera, self.engine)
+        # `ground` -> `groundings`; the policy's own groundings go there too
+        self.groundings = Groundings(self, self.camera, self.engine,
+                                     request_qos(p['request_queue_depth']))
+        self.actions.on_grounding = self.groundings.publish
         self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
         # The annotated view: drawn only while someone subscribes (rqt_image_view, Foxglove).
         self.overlay = Overlay()
@@ -82,6 +89,7 @@ class VLANode(ModelNode):
         batcher, self.batcher = self.batcher, None
         if batcher is not None:
             batcher.close()
+        self.groundings = None        # its subscription goes with the node's entities
         actions, self.actions = self.actions, None
         if actions is not None:
             try:
@@ -138,6 +146,9 @@ class VLANode(ModelNode):
         loop = self.actions.loop
         values['action state'] = loop.state or 'idle'
         values['action instruction'] = loop.instruction
+        if self.groundings is not None:
+            g = self.groundings
+            values['phrases grounded / refused'] = f'{g.count - g.errors} / {g.errors}'
         return worst(frame_status(self.camera, values),
                      request_status(self.diagnostics, 'questions', 'question errors'))
 

@@ -67,9 +67,25 @@ def cmd_eval_scenes3d(args):
         print(f"  {t:24s} {r['accuracy']:.4f}  n={r['n']}")
 
 
+def cmd_eval_grounding(args):
+    from ..evaluate_grounding import evaluate_grounding
+    report = evaluate_grounding(_torch_engine(args), args.grounding, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    seen = report['in_view']
+    print(f"grounding on {report['arenas']} held-out arenas: in view {seen['grounded']:.3f} "
+          f"grounded (n={seen['n']}), point error median {seen['point_error_px_median']} px, "
+          f"{seen['within_one_cell']:.3f} within one {seen['cell_px']:g}-px cell; wrongly "
+          f"grounded: out of view {report['out_of_view']['wrongly_grounded']:.3f}, absent "
+          f"{report['absent']['wrongly_grounded']:.3f}")
+
+
 def cmd_eval(args):
     if args.scenes3d:
         return cmd_eval_scenes3d(args)
+    if args.grounding:
+        return cmd_eval_grounding(args)
     from ..data.easy_vqa import load_dir, package_split_dir
     from ..evaluate import camera_images, evaluate_captions, evaluate_split, paraphrased
     engine = _torch_engine(args)      # scores the torch model itself (batched)
@@ -137,6 +153,9 @@ def add_eval(e):
     e.add_argument('--scenes3d', type=int, metavar='N',
                    help='instead: N robot-camera frames of the 3D arena (held-out seeds), '
                         '8 questions and a caption each (--paraphrases: held-out wordings)')
+    e.add_argument('--grounding', type=int, metavar='N',
+                   help='instead: `ground` every shape of N held-out 2D arenas, plus one '
+                        'absent shape each (vla_ros/evaluate_grounding.py)')
     e.add_argument('--held-out-style', dest='held_out_style', action='store_true',
                    help='with --scenes3d: textures and lighting training never uses')
     e.set_defaults(func=cmd_eval)
