@@ -8,9 +8,11 @@ the bundled model's (action_loop.py: speed limits, frame watchdog, timeouts, sto
 - not visible: turn in place (left) to look for it, no forward motion;
 - otherwise turn towards it in proportion to its horizontal offset from the image
   centre; a `goto` goal also drives forward, slower the further off-centre it is, and is
-  reached when the box fills `arrive_height` of the frame's height (near objects are big
-  in a forward camera); a `face` goal is reached once the target is within
-  `face_tolerance` of the centre.
+  reached when the box's bottom edge comes down to `arrive_bottom` of the frame's height:
+  with a forward camera above a flat floor, how low an object's base appears says how
+  near it is whatever its size (in the 3D arena's camera, 0.8 is about 0.3 m away; set
+  it for your camera's height and pitch); a `face` goal is reached once the target is
+  within `face_tolerance` of the centre.
 
 The instruction's target is free text ("go to the orange mug"), parsed by
 `parse_open_instruction`: the verbs and fillers of instructions.py, the rest is the
@@ -70,7 +72,7 @@ def parse_open_instruction(text: str) -> OpenGoal:
 class ServoGains:
     turn_gain: float = 2.0         # turn (fraction of max) per unit offset from the centre
     approach: float = 0.6          # forward speed (fraction of max) when centred and far
-    arrive_height: float = 0.45    # goto reached: box height / frame height
+    arrive_bottom: float = 0.8     # goto reached: the box's bottom edge / frame height
     face_tolerance: float = 0.06   # face reached: |offset| (fraction of the frame's width)
     search_turn: float = 0.3       # turn (fraction of max, left) while the target is unseen
 
@@ -88,9 +90,9 @@ def servo_command(kind: str, grounding, gains: ServoGains = ServoGains()):
     angular = max(-1.0, min(1.0, -gains.turn_gain * offset))
     if kind == 'face':
         return 0.0, angular, float(abs(offset) <= gains.face_tolerance)
-    size = (y1 - y0) / height
-    if size >= gains.arrive_height:
+    bottom = y1 / height
+    if bottom >= gains.arrive_bottom:
         return 0.0, 0.0, 1.0
     centred = max(0.0, 1.0 - 4.0 * abs(offset))        # drive only when roughly facing it
-    remaining = min(1.0, 2.0 * (gains.arrive_height - size) / gains.arrive_height)
+    remaining = min(1.0, 4.0 * (gains.arrive_bottom - bottom))   # slow down near the end
     return gains.approach * centred * max(remaining, 0.3), angular, 0.0

@@ -25,6 +25,12 @@ def _policy(args):
     """(policy, checkpoint path or None, backend or None) for --policy."""
     if args.policy == 'expert':
         return ExpertPolicy(), None, None
+    if args.policy == 'servo':
+        if args.world != '3d':
+            raise SystemExit('error: --policy servo needs --world 3d (it grounds with the 3D '
+                             "camera's segmentation)")
+        from ..sim3d.servo_policy import SegmentationServoPolicy
+        return SegmentationServoPolicy(), None, None
     from ..engine import make_engine
     from ..errors import CheckpointError
     try:
@@ -35,9 +41,11 @@ def _policy(args):
 
 
 def _common(p):
-    p.add_argument('--policy', choices=('model', 'expert'), default='model',
+    p.add_argument('--policy', choices=('model', 'expert', 'servo'), default='model',
                    help='model: the checkpoint through InferenceEngine.act; expert: the '
-                        'privileged controller the demonstrations come from (default model)')
+                        'privileged controller the demonstrations come from; servo (3d): the '
+                        "visual servo pretrained models act with, on the simulator's own "
+                        'segmentation as a perfect grounder (default model)')
     p.add_argument('--checkpoint', help='checkpoint directory (default: bundled model)')
     p.add_argument('--threads', type=int, default=1, help='inference threads (default 1)')
     p.add_argument('--backend', choices=('auto', 'torch', 'onnxruntime'), default='auto',
