@@ -45,8 +45,7 @@ def evaluate_grounding(engine, arenas: int = 200, size: int = 256, seed: int = 0
         absent = [(c, s) for c in COLOR_NAMES for s in SHAPES if (c, s) not in names]
         color, shape = absent[rng.integers(len(absent))]
         absent_boxed.append(engine.ground(frame, f'{color} {shape}').visible)
-    cell = size / (engine.image_size // (4 * engine.config.patch_size)) \
-        if hasattr(engine, 'config') else None
+    cell = size / engine.config.grid_side if hasattr(engine, 'config') else None
     d = np.array(distances)
     return {
         'arenas': arenas, 'frame_size': size, 'first_seed': HELD_OUT_SEED,

@@ -88,7 +88,15 @@ def init_model(cfg: 'TrainConfig'):
     """
     if not cfg.init_from:
         tokenizer = tok.Tokenizer.from_corpus(vocabulary_texts())
-        return VLAModel(ModelConfig(**{**cfg.model, 'vocab_size': len(tokenizer)})), tokenizer
+        fields = {**cfg.model, 'vocab_size': len(tokenizer)}
+        if fields.get('vision_encoder'):     # a frozen pretrained tower sets the input size
+            from .model.pretrained_vision import describe
+            tower = describe(fields['vision_encoder'])
+            fields.update(vision_encoder=os.path.abspath(fields['vision_encoder']),
+                          image_size=tower['image_size'],
+                          vision_encoder_patch=tower['patch_size'],
+                          vision_encoder_width=tower['width'])
+        return VLAModel(ModelConfig(**fields)), tokenizer
     model, tokenizer = load_checkpoint(cfg.init_from)
     if cfg.model:
         new = VLAModel(replace(model.cfg, **cfg.model))

@@ -298,7 +298,7 @@ class BundledEngine(Engine):
     def _pointer_grounding(self, logits, phrase: str, frame_hw, ms: float) -> GroundingResult:
         logits = np.asarray(logits, dtype=np.float64).reshape(-1)
         probs = np.exp(logits - logits.max())
-        side = self.image_size // (4 * self.config.patch_size)
+        side = self.config.grid_side
         boxes, points, scores = pointer_boxes(probs / probs.sum(), side, self.image_size,
                                               frame_hw)
         return GroundingResult(phrase, boxes, points, scores, ms, tuple(frame_hw))

@@ -57,7 +57,7 @@ class PointerActionHead(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         d = cfg.dim
-        self.side = cfg.image_size // (4 * cfg.patch_size)
+        self.side = cfg.grid_side
         self.query = nn.Linear(d, d)
         self.key = nn.Linear(d, d)
         self.not_in_view = nn.Parameter(torch.zeros(1, 1, d))   # the extra slot's key input

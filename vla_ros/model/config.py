@@ -34,17 +34,34 @@ class ModelConfig:
     # queries followed by every patch feature, so the text side can look up any object
     # itself (several small objects do not fit through a few question-blind queries).
     decoder_patches: bool = False
+    # A frozen pretrained vision tower (SigLIP / CLIP directory) instead of the bundled
+    # encoder (model/pretrained_vision.py); then image_size is the tower's, and its patch
+    # size and width are recorded to check the tower found at load time.
+    vision_encoder: Optional[str] = None
+    vision_encoder_patch: int = 0
+    vision_encoder_width: int = 0
 
     def __post_init__(self):
         assert self.dim % self.heads == 0, 'dim must divide into heads'
         assert self.heads % self.kv_heads == 0, 'heads must be a multiple of kv_heads'
-        assert self.image_size % (4 * self.patch_size) == 0, \
-            'image_size must divide by 4 (stem) * patch_size'
+        assert self.image_size % self.patch_pixels == 0, \
+            f'image_size must divide by the patch size in pixels ({self.patch_pixels})'
         assert self.action_pointer or not self.action_map, 'action_map needs action_pointer'
 
     @property
+    def patch_pixels(self) -> int:
+        """Side of one patch in input pixels: 4 (the conv stem) x patch_size, or the
+        pretrained tower's patch size."""
+        return self.vision_encoder_patch if self.vision_encoder else 4 * self.patch_size
+
+    @property
+    def grid_side(self) -> int:
+        """Patches per side of the square patch grid."""
+        return self.image_size // self.patch_pixels
+
+    @property
     def num_patches(self) -> int:
-        return (self.image_size // (4 * self.patch_size)) ** 2
+        return self.grid_side ** 2
 
     @property
     def visual_tokens(self) -> int:

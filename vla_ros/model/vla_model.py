@@ -13,7 +13,11 @@ class VLAModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.vision = VisionEncoder(cfg)
+        if cfg.vision_encoder:     # a frozen pretrained tower (BLIP-2's recipe)
+            from .pretrained_vision import PretrainedVisionEncoder
+            self.vision = PretrainedVisionEncoder(cfg)
+        else:
+            self.vision = VisionEncoder(cfg)
         self.qformer = QFormer(cfg)
         self.decoder = TextDecoder(cfg)
         self.action = PointerActionHead(cfg) if cfg.action_pointer else ActionHead(cfg)

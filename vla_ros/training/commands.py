@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from ..errors import CheckpointError
+
 
 def _torch_engine(args):
     """The torch engine for --checkpoint / --threads: evaluation scores the model itself."""
@@ -25,7 +27,15 @@ def cmd_train(args):
     for key in ('steps', 'seed', 'out', 'threads', 'max_minutes'):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
-    metrics = train(cfg)
+    if args.vision_encoder:
+        if cfg.init_from:
+            raise SystemExit('error: --vision-encoder starts a model from scratch; the config '
+                             f'continues {cfg.init_from}')
+        cfg.model = {**cfg.model, 'vision_encoder': args.vision_encoder}
+    try:
+        metrics = train(cfg)
+    except CheckpointError as e:
+        raise SystemExit(f'error: {e}')
     keys = ('steps_done', 'train_seconds', 'parameters', 'val_accuracy')
     print(json.dumps({k: metrics[k] for k in keys}))
     print(f'checkpoint written to {cfg.out}', file=sys.stderr)
@@ -128,6 +138,9 @@ def add_train(sub):
     t.add_argument('--threads', type=int)
     t.add_argument('--max-minutes', dest='max_minutes', type=float)
     t.add_argument('--out', help='checkpoint directory to write')
+    t.add_argument('--vision-encoder', dest='vision_encoder', metavar='DIR',
+                   help='train the Q-Former, decoder and action head on a frozen pretrained '
+                        'SigLIP or CLIP vision tower from this local directory (BLIP-2 style)')
     t.add_argument('--recipe', help='run every stage of config/recipe_<RECIPE>.yaml (or a '
                    'recipe file), ship the last, export ONNX, evaluate, write the model card '
                    "(e.g. 'shipped'); --steps etc. then apply to every stage")
