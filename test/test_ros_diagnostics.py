@@ -101,3 +101,16 @@ def test_annotate_draws_the_panel_and_the_arrow():
         (moving[:256, :, 0] > 150) & (moving[:256, :, 1] < 120))
     assert red[:200].sum() > 50                      # an arrow reaching up into the frame
     assert (still[256:] != 245).any()                # text in the panel
+
+
+def test_annotate_draws_the_latest_grounding_in_the_frame_scale():
+    from vla_ros.annotate import annotate, BOX_RGB, Overlay
+    frame = np.zeros((48, 64, 3), np.uint8)
+    grounding = ('red ball', [(16.0, 12.0, 32.0, 24.0)], [(24.0, 18.0)], (48, 64))
+    image = annotate(frame, Overlay(grounding=grounding), width=256)   # 4x the frame
+    boxed = np.all(image[:192] == BOX_RGB, axis=-1)
+    ys, xs = np.nonzero(boxed)
+    assert boxed.sum() > 100
+    assert 60 <= xs.min() <= 66 and ys.max() <= 100       # the box at 4x: x from 64
+    assert boxed[72, 96]                                   # the point (24, 18) x 4
+    assert not np.all(annotate(frame, Overlay(), width=256)[:192] == BOX_RGB, axis=-1).any()

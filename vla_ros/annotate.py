@@ -4,7 +4,8 @@ The frame is scaled to `width` pixels wide (nearest neighbour below 4x, so a 64x
 frame stays crisp), and below it a panel carries the caption, the last question and its
 answer, and the action: its state and instruction, and an arrow for the velocity
 command (up = forward, tilted by the turn rate; its length is the speed as a fraction
-of the limit).
+of the limit). The latest grounding (`ground` or the policy's own) is drawn on the frame:
+its boxes, a dot on each point, and the phrase.
 """
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ LINE_PX = 22
 TEXT_RGB = (20, 20, 20)
 PANEL_RGB = (245, 245, 240)
 ARROW_RGB = (220, 40, 40)
+BOX_RGB = (255, 200, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -29,6 +31,9 @@ class Overlay:
     action_state: str = ''               # '' = no instruction yet
     instruction: str = ''
     command: Optional[tuple] = None      # (linear, angular) as fractions of the limits
+    # the latest grounding: (phrase, [(x0, y0, x1, y1)], [(x, y)], (height, width) of the
+    # frame those pixels are in), or None
+    grounding: Optional[tuple] = None
 
 
 def _fit(text: str, width: int, scale: float) -> str:
@@ -57,6 +62,18 @@ def _arrow(img: np.ndarray, command: tuple, centre: tuple, length: float):
     cv2.arrowedLine(img, centre, tip, ARROW_RGB, 3, cv2.LINE_AA, tipLength=0.3)
 
 
+def _grounding(frame: np.ndarray, phrase: str, boxes, points, frame_size):
+    """Boxes and points given in a (height, width) = frame_size frame, drawn on `frame`."""
+    sy, sx = frame.shape[0] / max(frame_size[0], 1), frame.shape[1] / max(frame_size[1], 1)
+    for (x0, y0, x1, y1), (x, y) in zip(boxes, points):
+        cv2.rectangle(frame, (int(x0 * sx), int(y0 * sy)), (int(x1 * sx) - 1, int(y1 * sy) - 1),
+                      BOX_RGB, 2, cv2.LINE_AA)
+        cv2.circle(frame, (int(x * sx), int(y * sy)), 4, BOX_RGB, -1, cv2.LINE_AA)
+        cv2.putText(frame, _fit(phrase, frame.shape[1] // 2, 0.45),
+                    (int(x0 * sx) + 2, max(12, int(y0 * sy) - 4)), FONT, 0.45, BOX_RGB, 1,
+                    cv2.LINE_AA)
+
+
 def annotate(rgb: np.ndarray, overlay: Overlay, width: int = 480) -> np.ndarray:
     """(H, W, 3) uint8 RGB + overlay -> a new RGB image `width` wide with a text panel."""
     h, w = rgb.shape[:2]
@@ -73,6 +90,8 @@ def annotate(rgb: np.ndarray, overlay: Overlay, width: int = 480) -> np.ndarray:
     for i, line in enumerate(lines):
         cv2.putText(panel, _fit(line, width - 12, scale), (6, 18 + i * LINE_PX), FONT, scale,
                     TEXT_RGB, 1, cv2.LINE_AA)
+    if overlay.grounding is not None:
+        _grounding(frame, *overlay.grounding)
     image = np.concatenate([frame, panel], axis=0)
     if overlay.command is not None and overlay.action_state == 'running':
         _arrow(image, overlay.command, (width // 2, height - 12), 0.35 * height)

@@ -45,8 +45,9 @@ class Groundings:
     """Serves `ground` -> `groundings` for `node` with `camera` (a CameraInput) and
     `engine`; `publish(header, result)` publishes any GroundingResult."""
 
-    def __init__(self, node, camera, engine, qos):
+    def __init__(self, node, camera, engine, qos, on_result=None):
         self.node, self.camera, self.engine = node, camera, engine
+        self.on_result = on_result    # every GroundingResult published (e.g. to draw it)
         self.group = ReentrantCallbackGroup()
         self.publisher = node.create_publisher(Grounding, 'groundings', OUTPUT_QOS)
         self._results = Handoff(node, self.group)
@@ -57,6 +58,8 @@ class Groundings:
 
     def publish(self, header, result):
         self.publisher.publish(grounding_message(header, result))
+        if self.on_result is not None:
+            self.on_result(result)
 
     async def _on_ground(self, msg: String):
         start = time.perf_counter()
@@ -79,6 +82,8 @@ class Groundings:
         header = header or Header(stamp=self.node.get_clock().now().to_msg())
         self.publisher.publish(grounding_message(
             header, result, msg.data, error, (time.perf_counter() - start) * 1000))
+        if result is not None and self.on_result is not None:
+            self.on_result(result)
 
     def _work(self, done: Future, frame, phrase: str):
         try:

@@ -38,6 +38,8 @@ from .params import OUTPUT_QOS, Param, param_values, request_qos, REQUEST_PARAMS
 from .runner import run_node
 from .shared_engine import ENGINE_PARAMS, question_frame, UNUSABLE_FRAME
 
+GROUNDING_SHOWN_S = 2.0    # a grounding stays drawn on `annotated` this long
+
 PARAMS = ENGINE_PARAMS + (
     Param('caption_rate', 1.0, 'captions per second at most (0 = no captions)',
           range=(0.0, 100.0), dynamic=True),
@@ -53,6 +55,7 @@ class VLANode(ModelNode):
     NODE_NAME = 'vla_node'
     PARAMS = PARAMS
     actions = batcher = groundings = None      # until serve (quiet checks)
+    _grounding_drawn = 0.0
 
     def serve(self):
         """Subscriptions, publishers, services, the action server and timers."""
@@ -73,7 +76,8 @@ class VLANode(ModelNode):
         self.actions = ActionControl(self, self.camera, self.engine)
         # `ground` -> `groundings`; the policy's own groundings go there too
         self.groundings = Groundings(self, self.camera, self.engine,
-                                     request_qos(p['request_queue_depth']))
+                                     request_qos(p['request_queue_depth']),
+                                     on_result=self._draw_grounding)
         self.actions.on_grounding = self.groundings.publish
         self.diagnostics = NodeDiagnostics(self, self._diagnostic_report)
         # The annotated view: drawn only while someone subscribes (rqt_image_view, Foxglove).
@@ -164,10 +168,18 @@ class VLANode(ModelNode):
             return
         loop = self.actions.loop
         self.overlay.action_state, self.overlay.instruction = loop.state or '', loop.instruction
+        if time.monotonic() - self._grounding_drawn > GROUNDING_SHOWN_S:
+            self.overlay.grounding = None
         self.overlay.command = self.actions.command_fractions()
         image = annotate(rgb, self.overlay, self.get_parameter('annotated_width').value)
         self.annotated_pub.publish(rgb_to_image(image, frame.header))
         self.diagnostics.count('annotated images')
+
+    def _draw_grounding(self, result):
+        """The latest grounding goes on `annotated` for GROUNDING_SHOWN_S."""
+        self.overlay.grounding = (result.phrase, list(result.boxes), list(result.points),
+                                  tuple(result.frame_size))
+        self._grounding_drawn = time.monotonic()
 
     # -- questions --------------------------------------------------------------------------
     async def _on_question(self, msg: String):
