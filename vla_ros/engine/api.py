@@ -308,33 +308,48 @@ class BundledEngine(Engine):
         that refuses it (ImageError, QuestionError), from one batched model call: each
         distinct image object is encoded once, equal-length prompts are decoded together.
         The answers are answer()'s; latency_ms is the whole batch's."""
-        start = time.perf_counter()
-        results = [None] * len(requests)
-        images, image_rows, prompts = [], {}, {}
-        for n, (image, question) in enumerate(requests):
+        prompts = []
+        for image, question in requests:
             try:
-                prompt = self.prompt_ids(tok.QUESTION, question, 'question', (tok.ANSWER,))
-                if id(image) not in image_rows:
-                    image_rows[id(image)] = len(images)
-                    images.append(image)
-                prompts[n] = (prompt, image_rows[id(image)])
+                prompts.append(self.prompt_ids(tok.QUESTION, question, 'question',
+                                               (tok.ANSWER,)))
             except QuestionError as e:
-                results[n] = e
+                prompts.append(e)
+        return self._text_batch([image for image, _q in requests], prompts)
+
+    def caption_batch(self, images) -> list:
+        """[image] -> per image its caption() TextResult or ImageError, from one batched
+        model call (the captions of several cameras at once)."""
+        return self._text_batch(list(images), [[tok.CAPTION]] * len(images))
+
+    def _text_batch(self, images: list, prompts: list) -> list:
+        """Replies to prompt i (token ids, or the exception refusing it) about images[i]."""
+        start = time.perf_counter()
+        results = [None] * len(images)
+        distinct, image_rows, asked = [], {}, {}
+        for n, (image, prompt) in enumerate(zip(images, prompts)):
+            if isinstance(prompt, Exception):
+                results[n] = prompt
+                continue
+            if id(image) not in image_rows:
+                image_rows[id(image)] = len(distinct)
+                distinct.append(image)
+            asked[n] = (prompt, image_rows[id(image)])
         by_length = defaultdict(list)
-        for n, (prompt, _row) in prompts.items():
+        for n, (prompt, _row) in asked.items():
             by_length[len(prompt)].append(n)
         with self._lock:
-            visual, failed = self._visual(images)
+            visual, failed = self._visual(distinct)
             for members in by_length.values():
-                members = [n for n in members if prompts[n][1] not in failed]
+                members = [n for n in members if asked[n][1] not in failed]
                 if not members:
                     continue
-                decoded = self._decode(visual, [prompts[n][1] for n in members],
-                                       [prompts[n][0] for n in members])
+                decoded = self._decode(visual, [asked[n][1] for n in members],
+                                       [asked[n][0] for n in members])
                 for n, reply in zip(members, decoded):
                     results[n] = reply
         ms = (time.perf_counter() - start) * 1000
-        for n, (_prompt, row) in prompts.items():
+        for n, (_prompt, row) in asked.items():
             results[n] = failed[row] if row in failed else self._result(*results[n], ms)
         return results
 

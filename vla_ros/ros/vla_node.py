@@ -9,14 +9,14 @@ the frame's pixels) is groundings.py. Instruction following (`instruction` -> `c
 `action_status`, the `stop` service, speed clamps and the frame watchdog) is wired by
 action_control.py.
 
-Threading: one single-threaded executor (runner.py says why) runs captions and the
-control loop, and the model runs one call at a time (the engine's lock); camera frames
-that arrive meanwhile wait in the depth-1 subscription queue, and each caption uses the
-newest frame. A caption tick that comes while the model is busy runs late rather than
-queueing up. A frame is captioned at most once (a still camera yields no new captions),
-so `caption_rate` is an upper bound. Questions are answered on the batcher's thread,
-those that queued while it was busy in one batched call (answer_batcher.py); the
-velocity watchdog has its own thread too.
+Threading: one single-threaded executor (runner.py says why) runs the callbacks and the
+control loop; the model runs one call at a time (the engine's lock). Captions and
+questions are made on the batcher's thread, those that queued while it was busy in one
+batched call, together with those of other nodes sharing the model (answer_batcher.py:
+several cameras' captions in one container); each caption uses the newest frame, a
+frame is captioned at most once (a still camera yields no new captions) and a tick that
+comes while the last caption is still being made is skipped, so `caption_rate` is an
+upper bound. The velocity watchdog has its own thread too.
 """
 import time
 
@@ -27,7 +27,7 @@ from ..annotate import annotate, Overlay
 from ..msg import Answer, Caption
 from ..preprocess import ImageError
 from .action_control import ACTION_PARAMS, ActionControl
-from .answer_batcher import AnswerBatcher
+from .answer_batcher import AnswerBatcher, SHUTTING_DOWN
 from .camera_input import CameraInput, INPUT_PARAMS, LOG_THROTTLE_S
 from .diagnostics import frame_status, NodeDiagnostics, request_status, worst
 from .groundings import Groundings
@@ -56,6 +56,7 @@ class VLANode(ModelNode):
     PARAMS = PARAMS
     actions = batcher = groundings = None      # until serve (quiet checks)
     _grounding_drawn = 0.0
+    _captioning = False           # a caption is being made (ticks meanwhile are skipped)
 
     def serve(self):
         """Subscriptions, publishers, services, the action server and timers."""
@@ -107,28 +108,33 @@ class VLANode(ModelNode):
         if self.caption_timer is not None:
             self.destroy_timer(self.caption_timer)
             self.caption_timer = None
-        if rate > 0:
-            self.caption_timer = self.create_timer(1.0 / rate, self._caption_latest)
+        if rate > 0 and self.batcher is not None:
+            self.caption_timer = self.create_timer(1.0 / rate, self._caption_latest,
+                                                   callback_group=self.batcher.group)
 
     def _on_parameters_set(self, parameters):
         for param in parameters:
             if param.name == 'caption_rate':
                 self._set_caption_rate(param.value)
 
-    def _caption_latest(self):
+    async def _caption_latest(self):
+        """A caption of the newest frame not yet captioned, through the batcher (the
+        captions of nodes sharing the model go into one batched call); a tick that comes
+        while the previous caption is still being made is skipped."""
+        batcher = self.batcher
         frame, _reason = self.camera.usable_frame()
-        if frame is None or frame.seq == self._last_captioned:
-            return   # nothing new to describe
-        self._last_captioned = frame.seq
+        if batcher is None or frame is None or frame.seq == self._last_captioned \
+                or self._captioning:
+            return   # quiet, nothing new to describe, or still describing the last one
+        self._last_captioned, self._captioning = frame.seq, True
         try:
-            result = self.engine.caption(frame.rgb())
-        except ImageError as e:
-            self.get_logger().warning(f'cannot caption frame: {e}',
-                                      throttle_duration_sec=LOG_THROTTLE_S)
-            return
-        except Exception as e:  # noqa: BLE001 - a callback must not raise
-            self.get_logger().error(f'captioning failed: {type(e).__name__}: {e}',
-                                    throttle_duration_sec=LOG_THROTTLE_S)
+            result, error = await batcher.caption(frame.rgb, UNUSABLE_FRAME)
+        finally:
+            self._captioning = False
+        if result is None:
+            if error != SHUTTING_DOWN:
+                self.get_logger().warning(f'cannot caption frame: {error}',
+                                          throttle_duration_sec=LOG_THROTTLE_S)
             return
         self.caption_pub.publish(Caption(header=frame.header, caption=result.text,
                                          confidence=result.confidence,
