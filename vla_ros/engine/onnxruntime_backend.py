@@ -19,7 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import tokenizer as tok
-from .api import BundledEngine, sigmoid
+from .api import sigmoid
+from .bundled import BundledEngine
 from ..model.files import read_config_and_tokenizer
 from ..errors import CheckpointError
 from ..onnx_manifest import default_onnx_dir, read_manifest

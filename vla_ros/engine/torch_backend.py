@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .. import tokenizer as tok
-from .api import BundledEngine, sigmoid
+from .api import sigmoid
+from .bundled import BundledEngine
 from ..model.checkpoint import load_checkpoint
 
 

@@ -49,7 +49,7 @@ class Frame:
                 try:
                     self._rgb = self.decode(self.msg)
                     # Read-only: every user sees the frame as received, and the engine
-                    # may remember its encoding (engine/api.py, BundledEngine._visual).
+                    # may remember its encoding (engine/bundled.py, BundledEngine._visual).
                     self._rgb.flags.writeable = False
                 except ImageError as e:
                     self._error = e
