@@ -97,6 +97,13 @@ def test_endpoints_answer_or_say_why(graph):
     assert state['frames'] is True
     status, body = http(base + '/stop', {})
     assert status == 200 and json.loads(body)['success']
+    found = json.loads(http(base + '/ground', {'phrase': 'red circle'})[1])
+    assert found['success'] and found['error'] == '' and len(found['boxes']) <= 1
+    for b in found['boxes']:
+        assert len(b['box']) == 4 and len(b['point']) == 2 and 0.5 <= b['score'] <= 1.0
+    refused = json.loads(http(base + '/ground', {'phrase': 'the purple unicorn'})[1])
+    assert not refused['success'] and "'unicorn'" in refused['error']
+    assert json.loads(http(base + '/ground', {'phrase': ' '})[1])['error'] == 'phrase is empty'
 
 
 def test_page_in_headless_chromium_answers_a_typed_question(graph, tmp_path):

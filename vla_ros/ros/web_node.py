@@ -11,6 +11,9 @@ network, which has no authentication: put it behind your robot's access control)
     POST /ask         {"question"} -> calls `vqa`; {"success", "answer", "confidence",
                       "error", "attention": PNG data URL (where the model looked) or null}
     POST /instruct    {"instruction"} -> publishes it on `instruction`
+    POST /ground      {"phrase"} -> publishes it on `ground` and waits for its `groundings`
+                      message: {"success", "boxes": [{"box", "point", "score"}], "error"}
+                      (the annotated frame shows the boxes)
     POST /stop        calls the `stop` service
 
 Every request gets a JSON answer; a failing one says why (`error`), never a traceback.
@@ -32,7 +35,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..msg import ActionStatus, Caption
+from ..msg import ActionStatus, Caption, Grounding
 from ..preprocess import ImageError
 from ..srv import VQA
 from .camera_input import CameraInput, INPUT_PARAMS
@@ -69,6 +72,9 @@ class WebNode(Node):
         self.create_subscription(ActionStatus, 'action_status', self._on_action, OUTPUT_QOS)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 20)
         self.instruction_pub = self.create_publisher(String, 'instruction', 10)
+        self.ground_pub = self.create_publisher(String, 'ground', 10)
+        self._groundings = {}                            # phrase -> [Event, Grounding or None]
+        self.create_subscription(Grounding, 'groundings', self._on_grounding, OUTPUT_QOS)
         self.vqa = self.create_client(VQA, 'vqa', qos_profile=CLIENT_QOS)
         self.stop = self.create_client(Trigger, 'stop')
         self._model = None                               # (model, tokenizer), loaded lazily
@@ -99,6 +105,13 @@ class WebNode(Node):
     def _on_action(self, msg):
         self.action = {'state': msg.state, 'instruction': msg.instruction,
                        'reason': msg.reason}
+
+    def _on_grounding(self, msg):
+        with self._lock:
+            waiting = self._groundings.get(msg.phrase)
+        if waiting is not None:
+            waiting[1] = msg
+            waiting[0].set()
 
     def _on_diagnostics(self, msg):
         for s in msg.status:
@@ -150,6 +163,32 @@ class WebNode(Node):
     def instruct(self, instruction: str) -> dict:
         self.instruction_pub.publish(String(data=instruction))
         return {'success': True, 'message': f'sent {instruction!r}'}
+
+    def ground(self, phrase: str) -> dict:
+        """Publish `phrase` on `ground`; the Grounding the VLA node answers with, as JSON."""
+        phrase = phrase.strip()        # as the engine reads it (its reply names it so)
+        if not phrase:
+            return {'success': False, 'error': 'phrase is empty', 'boxes': []}
+        if self.ground_pub.get_subscription_count() == 0:
+            return {'success': False, 'error': 'nothing subscribes to `ground` (is vla_node '
+                    'running?)', 'boxes': []}
+        waiting = [threading.Event(), None]
+        with self._lock:
+            self._groundings[phrase] = waiting
+        try:
+            self.ground_pub.publish(String(data=phrase))
+            if not waiting[0].wait(CALL_TIMEOUT_S):
+                return {'success': False, 'boxes': [],
+                        'error': f'no grounding of {phrase!r} within {CALL_TIMEOUT_S:g} s'}
+        finally:
+            with self._lock:
+                if self._groundings.get(phrase) is waiting:
+                    del self._groundings[phrase]
+        msg = waiting[1]
+        return {'success': msg.success, 'error': msg.error,
+                'boxes': [{'box': [round(v, 1) for v in (b.x_min, b.y_min, b.x_max, b.y_max)],
+                           'point': [round(b.x, 1), round(b.y, 1)], 'score': round(b.score, 3)}
+                          for b in msg.boxes]}
 
     def stop_robot(self) -> dict:
         response, error = self._call(self.stop, Trigger.Request())
@@ -241,6 +280,8 @@ def _handler_for(node: WebNode):
                     result = node.ask(str(body.get('question', '')))
                 elif path == '/instruct':
                     result = node.instruct(str(body.get('instruction', '')))
+                elif path == '/ground':
+                    result = node.ground(str(body.get('phrase', '')))
                 elif path == '/stop':
                     result = node.stop_robot()
                 else:

@@ -52,6 +52,12 @@ PAGE = """<!doctype html>
       <button type="button" id="stop">STOP</button>
     </form>
     <div id="action"></div>
+    <h3>Find in the camera</h3>
+    <form id="ground" class="row">
+      <input id="phrase" type="text" placeholder="red circle" autocomplete="off">
+      <button type="submit">Find</button>
+    </form>
+    <div id="found"></div>
   </section>
   <section id="diagnostics">
     <h3>Diagnostics</h3>
@@ -120,6 +126,13 @@ $("ask").addEventListener("submit", async (ev) => {
 $("instruct").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   await post("instruct", {instruction: $("instruction").value});
+});
+$("ground").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const r = await post("ground", {phrase: $("phrase").value});
+  text($("found"), !r.success ? "not grounded: " + r.error :
+       r.boxes.length ? r.boxes.map(b => "at (" + b.point.join(", ") + "), score " +
+                                      b.score.toFixed(2)).join("; ") : "not visible");
 });
 $("stop").addEventListener("click", async () => {
   const r = await post("stop");
