@@ -18,7 +18,7 @@ from vla_ros.engine import make_engine, QuestionError, UnsupportedError
 from vla_ros.engine.api import GroundingResult
 from vla_ros.engine.grounding import (boxes_from_reply, letterbox, paligemma_boxes,
                                       pointer_boxes, qwen25_boxes, qwen2_boxes)
-from vla_ros.sim.demonstrations import _target_uv_2d
+from vla_ros.sim.demonstrations import target_uv_2d
 from vla_ros.sim.world import World
 
 SIZE = 256
@@ -81,7 +81,7 @@ def test_the_pointer_finds_named_shapes_on_held_out_arena_frames(bundled):
         world = World.random(seed)
         frame = world.render(SIZE, SIZE)
         for i, shape in enumerate(world.shapes):
-            uv = _target_uv_2d(world, i, SIZE)
+            uv = target_uv_2d(world, i, SIZE)
             if uv is None:
                 continue
             g = ort.ground(frame, f'the {shape.color} {shape.shape}')

@@ -16,7 +16,7 @@ from test_ros_nodes import header, Probe, same_header, start, wait_for  # noqa: 
 from vla_ros.msg import Grounding  # noqa: E402
 from vla_ros.ros.image_conversion import rgb_to_image  # noqa: E402
 from vla_ros.ros.vla_node import VLANode  # noqa: E402
-from vla_ros.sim.demonstrations import _target_uv_2d  # noqa: E402
+from vla_ros.sim.demonstrations import target_uv_2d  # noqa: E402
 from vla_ros.sim.world import World  # noqa: E402
 
 SIZE = 256
@@ -42,8 +42,8 @@ class GroundingProbe(Probe):
 
 
 def visible_targets(world):
-    return [(s, _target_uv_2d(world, i, SIZE)) for i, s in enumerate(world.shapes)
-            if _target_uv_2d(world, i, SIZE) is not None]
+    return [(s, target_uv_2d(world, i, SIZE)) for i, s in enumerate(world.shapes)
+            if target_uv_2d(world, i, SIZE) is not None]
 
 
 def test_phrases_are_grounded_in_the_latest_frame_with_its_header(ros_executor):

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .data.vocabulary import COLOR_NAMES, SHAPES
-from .sim.demonstrations import _target_uv_2d
+from .sim.demonstrations import target_uv_2d
 from .sim.world import World
 
 HELD_OUT_SEED = 1_000_000
@@ -32,7 +32,7 @@ def evaluate_grounding(engine, arenas: int = 200, size: int = 256, seed: int = 0
         for i, shape in enumerate(world.shapes):
             g = engine.ground(frame, f'{shape.color} {shape.shape}')
             latencies.append(g.latency_ms)
-            uv = _target_uv_2d(world, i, size)
+            uv = target_uv_2d(world, i, size)
             if uv is None:
                 behind_boxed.append(g.visible)
                 continue

@@ -217,7 +217,7 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
         yield world, goal, target, label, instruction_text(rng, goal, held_out)
 
 
-def _target_uv_2d(world: World, target: int, size: int):
+def target_uv_2d(world: World, target: int, size: int):
     """(u, v) of the target's icon centre in the 2D camera image, or None if not drawn."""
     if not world.in_view(target):
         return None
@@ -236,7 +236,7 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = N
         from ..sim3d import demonstrations3d as backend   # MuJoCo only when asked for
         make_world, target_uv_of = backend.training_world, backend.target_uv
     else:
-        make_world, target_uv_of = World.random, _target_uv_2d
+        make_world, target_uv_of = World.random, target_uv_2d
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     velocity = np.empty((n, 2), np.float32)
     done = np.empty(n, np.float32)
