@@ -233,3 +233,19 @@ def test_the_servo_drives_to_targets_the_segmentation_grounds():
     for seed, kind in ((1_000_000, 'goto'), (1_000_002, 'goto'), (1_000_001, 'face')):
         result = run_episode(SegmentationServoPolicy(), seed, kind, world='3d')
         assert result.success and result.done_said and not result.collision, result
+
+
+def test_box_parsers_never_raise_and_stay_inside_the_frame():
+    """Model output is arbitrary text: every parser returns ordered boxes within the frame
+    (or none) for random mixes of the formats' pieces and junk."""
+    rng = np.random.default_rng(7)
+    pieces = ['<loc0000>', '<loc1023>', '<loc0512>', '<loc9999>', '<loc12>', ';', ' red ball',
+              '{"bbox_2d": [', ']}', '[', ']', '-5', '1e9', '3.5', ',', '"x"', '```json',
+              '```', '(', ')', '(10,20),(30,40)', '(2000,-1),(5,5)', 'null', '{', '}', '\n',
+              'NaN', 'Infinity', '-Infinity', 'true']
+    frame = (120, 160)
+    for _ in range(3000):
+        text = ''.join(rng.choice(pieces, size=rng.integers(0, 12)))
+        for style in ('paligemma', 'qwen25', 'qwen2'):
+            for x0, y0, x1, y1 in boxes_from_reply(style, text, frame, (60, 80)):
+                assert 0 <= x0 <= x1 <= frame[1] and 0 <= y0 <= y1 <= frame[0], (style, text)

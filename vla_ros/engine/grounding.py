@@ -38,12 +38,19 @@ def letterbox(frame_hw, size: int):
     return scale, (size - nw) // 2, (size - nh) // 2
 
 
-def _clip_box(box, frame_hw) -> tuple:
+def _clip_box(box, frame_hw):
+    """The box ordered and clipped to the frame; None when a coordinate is not finite."""
     h, w = frame_hw
     x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(np.isfinite((x0, y0, x1, y1))):
+        return None
     x0, x1 = sorted((min(max(x0, 0.0), w), min(max(x1, 0.0), w)))
     y0, y1 = sorted((min(max(y0, 0.0), h), min(max(y1, 0.0), h)))
     return x0, y0, x1, y1
+
+
+def _boxes(candidates, frame_hw) -> list:
+    return [b for b in (_clip_box(c, frame_hw) for c in candidates) if b is not None]
 
 
 def centre(box) -> tuple:
@@ -56,7 +63,7 @@ def pointer_boxes(probs: np.ndarray, side: int, size: int, frame_hw):
     probs = np.asarray(probs, dtype=np.float64)
     on = probs[:-1]
     mass = float(on.sum())
-    if mass < MIN_POINTER_MASS:
+    if not (mass >= MIN_POINTER_MASS) or not np.isfinite(probs).all():   # NaN: not seen
         return [], [], []
     scale, left, top = letterbox(frame_hw, size)
     cell = size / side
@@ -74,7 +81,7 @@ def pointer_boxes(probs: np.ndarray, side: int, size: int, frame_hw):
     point = ((u - left) / scale, (v - top) / scale)
     h, w = frame_hw
     point = (min(max(point[0], 0.0), w), min(max(point[1], 0.0), h))
-    return [_clip_box(box, frame_hw)], [point], [mass]
+    return _boxes([box], frame_hw), [point], [mass]
 
 
 def paligemma_boxes(text: str, frame_hw, phrase: str = '') -> list:
@@ -84,8 +91,8 @@ def paligemma_boxes(text: str, frame_hw, phrase: str = '') -> list:
     boxes = []
     for locs, _label in LOC.findall(text):
         y0, x0, y1, x1 = (int(n) / 1024 for n in re.findall(r'\d{4}', locs))
-        boxes.append(_clip_box((x0 * w, y0 * h, x1 * w, y1 * h), frame_hw))
-    return boxes
+        boxes.append((x0 * w, y0 * h, x1 * w, y1 * h))
+    return _boxes(boxes, frame_hw)
 
 
 def qwen25_boxes(text: str, frame_hw, seen_hw) -> list:
@@ -97,17 +104,15 @@ def qwen25_boxes(text: str, frame_hw, seen_hw) -> list:
         box = entry.get('bbox_2d') if isinstance(entry, dict) else None
         if isinstance(box, list) and len(box) == 4 and \
                 all(isinstance(v, (int, float)) for v in box):
-            boxes.append(_clip_box((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy),
-                                   frame_hw))
-    return boxes
+            boxes.append((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+    return _boxes(boxes, frame_hw)
 
 
 def qwen2_boxes(text: str, frame_hw) -> list:
     """Boxes of a Qwen2-VL reply ("(x0,y0),(x1,y1)" in 1000ths), in frame pixels."""
     h, w = frame_hw
-    return [_clip_box((int(a) / 1000 * w, int(b) / 1000 * h, int(c) / 1000 * w,
-                       int(d) / 1000 * h), frame_hw)
-            for a, b, c, d in QWEN2_BOX.findall(text)]
+    return _boxes([(int(a) / 1000 * w, int(b) / 1000 * h, int(c) / 1000 * w, int(d) / 1000 * h)
+                   for a, b, c, d in QWEN2_BOX.findall(text)], frame_hw)
 
 
 def _json_objects(text: str) -> list:
