@@ -94,8 +94,9 @@ def test_no_frame_at_all_holds_zero():
 def test_a_frame_going_stale_during_inference_is_not_acted_on():
     loop = running()
     episode, _ = loop.before_act(0.1, 0.05)
-    out = loop.after_act(episode, 0.6, 0.55, 1.0, 0.0, 0.0)
+    out = loop.after_act(episode, 0.6, 0.55, 1.0, 0.0, 0.0)   # a policy slower than the timeout
     assert out.command == ZERO
+    assert 'the frame the policy acted on is stale' in out.status.reason
 
 
 def test_stop_during_inference_wins():

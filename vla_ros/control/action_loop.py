@@ -154,12 +154,15 @@ class ActionLoop:
 
     def after_act(self, episode: int, now: float, frame_age: Optional[float],
                   linear: float, angular: float, done: float) -> Output:
-        """The policy's output for `episode` -> a safe command (or nothing if it ended)."""
+        """The policy's output for `episode` -> a safe command (or nothing if it ended).
+        `frame_age`: the age, now, of the frame the policy acted on: a policy slower than
+        the frame timeout (a pretrained model taking seconds) steers by an old view, and
+        is held still like a stopped camera."""
         with self._lock:
             if episode != self._episode or self._state != RUNNING:
                 return Output()    # stopped, replaced or timed out while the policy ran
             if self.frames.stale(frame_age):
-                return self._hold_zero(now, frame_age)
+                return self._hold_zero(now, frame_age, acted=True)
             if isinstance(done, (int, float)) and math.isfinite(done) and \
                     done >= self.done_threshold:
                 return self._end(DONE, '', now)
@@ -221,9 +224,14 @@ class ActionLoop:
         self._state, self._reason = state, reason
         return self._zero(self._status(now))
 
-    def _hold_zero(self, now: float, frame_age: Optional[float]) -> Output:
-        reason = ('no camera frame yet; holding still' if frame_age is None else
-                  'camera frames stopped or are stale; holding still')
+    def _hold_zero(self, now: float, frame_age: Optional[float], acted: bool = False) -> Output:
+        if frame_age is None:
+            reason = 'no camera frame yet; holding still'
+        elif acted:
+            reason = ('the frame the policy acted on is stale (camera stopped, or the model '
+                      'is slower than frame_timeout); holding still')
+        else:
+            reason = 'camera frames stopped or are stale; holding still'
         return self._zero(self._set(RUNNING, reason, now).status)
 
 

@@ -206,7 +206,9 @@ class ActionControl:
             now = time.monotonic()
             self._frame_id = frame.header.frame_id
             self.last_done = _probability(done)
-            self._emit(self.loop.after_act(episode, now, self._frame_age(now)[1],
+            # the age of the frame acted on, not of the newest one: a slow model's command
+            # is from an old view, and is held like a stale camera (action_loop.after_act)
+            self._emit(self.loop.after_act(episode, now, frame.age(now),
                                            linear, angular, done))
 
     def _on_parameters_set(self, parameters):
