@@ -45,35 +45,27 @@ def _print_result(args, result, **extra):
               f'{result.latency_ms:.1f} ms)')
 
 
-def cmd_ask(args):
+def _engine_call(args, method: str, *text):
+    """engine.<method>(the --image, *text); a refusal ends the command with its reason."""
     from .engine import GenerationTimeout, QuestionError, ServerError
     from .preprocess import ImageError
     engine = _engine(args)
     try:
-        result = engine.answer(_load_image(args.image), args.question)
+        return getattr(engine, method)(_load_image(args.image), *text)
     except (QuestionError, ImageError, GenerationTimeout, ServerError) as e:
         raise SystemExit(f'error: {e}')
-    _print_result(args, result, question=args.question)
+
+
+def cmd_ask(args):
+    _print_result(args, _engine_call(args, 'answer', args.question), question=args.question)
 
 
 def cmd_caption(args):
-    from .engine import GenerationTimeout, ServerError
-    engine = _engine(args)
-    try:
-        result = engine.caption(_load_image(args.image))
-    except (GenerationTimeout, ServerError) as e:
-        raise SystemExit(f'error: {e}')
-    _print_result(args, result)
+    _print_result(args, _engine_call(args, 'caption'))
 
 
 def cmd_ground(args):
-    from .engine import GenerationTimeout, QuestionError, ServerError
-    from .preprocess import ImageError
-    engine = _engine(args)
-    try:
-        result = engine.ground(_load_image(args.image), args.phrase)
-    except (QuestionError, ImageError, GenerationTimeout, ServerError) as e:
-        raise SystemExit(f'error: {e}')
+    result = _engine_call(args, 'ground', args.phrase)
     boxes = [{'box': [round(v, 1) for v in b], 'point': [round(v, 1) for v in p],
               'score': round(s, 4)} for b, p, s in zip(result.boxes, result.points,
                                                        result.scores)]
