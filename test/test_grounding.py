@@ -118,10 +118,11 @@ def test_the_bundled_act_carries_its_grounding_and_ground_refuses_unknown_words(
         ort.ground(frame, '  ')
     # the model's input is a letterboxed square: points come back in the frame's pixels
     wide = np.ascontiguousarray(np.pad(frame, ((0, 0), (64, 64), (0, 0)), mode='edge'))
-    g = ort.ground(wide, f'{shape.color} {shape.shape}')
-    assert g.frame_size == (SIZE, SIZE + 128)
-    if g.visible and direct.visible:      # the same object, 64 px further right
-        assert abs(g.points[0][0] - direct.points[0][0] - 64) < SIZE / 8
+    seen = world.shapes[1]               # grounded in both frames (shape 0 is not, padded)
+    g = ort.ground(wide, f'{seen.color} {seen.shape}')
+    alone = ort.ground(frame, f'{seen.color} {seen.shape}')
+    assert g.frame_size == (SIZE, SIZE + 128) and g.visible and alone.visible
+    assert abs(g.points[0][0] - alone.points[0][0] - 64) < SIZE / 8   # 64 px further right
 
 
 # -- pretrained models (tiny random ones) --------------------------------------------------------
