@@ -81,13 +81,23 @@ def test_configure_loads_activate_serves_deactivate_stops_cleanup_frees(executor
     assert manager.set(Transition.TRANSITION_ACTIVATE) and manager.state() == ACTIVE
     wait_for(lambda: graph(probe)['stop'] and graph(probe)['cmd_vel'], 'the node to serve')
     vla.actions.policy = lambda frame, text: (1.0, 0.0, 0.0)
-    assert probe.instruct('go to the red circle', vla).state == 'running'
+    goals = GoalClient(executor_pair[1]).client   # made before its node is spun
+    assert goals.wait_for_server(timeout_sec=20)
+    handle = resolved(goals.send_goal_async(FollowInstruction.Goal(
+        instruction='go to the red circle')), 'acceptance')
+    assert handle.accepted
     wait_for(lambda: (0.5, 0.0) in probe.commands_after(0), 'cmd_vel')
     assert manager.set(Transition.TRANSITION_DEACTIVATE) and manager.state() == INACTIVE
     # Zero velocity and the reason went out before the publishers were destroyed.
     wait_for(lambda: probe.statuses[-1].state == 'stopped', 'the stopped status')
     assert probe.statuses[-1].reason == 'node deactivated'
     assert probe.commands_after(0)[-1] == (0.0, 0.0)
+    # The running goal got its result; goals sent while inactive are rejected.
+    result = resolved(handle.get_result_async(), 'the result').result
+    assert (result.outcome, result.reason) == ('stopped', 'node deactivated')
+    late = resolved(goals.send_goal_async(FollowInstruction.Goal(
+        instruction='go to the red circle')), 'the answer to a goal while inactive')
+    assert not late.accepted
     wait_for(lambda: not any(graph(probe).values()), 'the node to go quiet')
     assert vla.actions is None
     # Active again: a fresh set of entities, the same model.
@@ -121,7 +131,8 @@ def test_shutdown_from_active_stops_the_robot_and_ends_the_goal(executor_pair):
     assert vla.actions is None and vla.engine is None
     wait_for(lambda: probe.commands_after(0)[-1] == (0.0, 0.0), 'zero velocity')
     wait_for(lambda: not any(graph(probe).values()), 'the node to go quiet')
-    del handle      # its result was never sent: the server went with the node
+    result = resolved(handle.get_result_async(), 'the result').result
+    assert (result.outcome, result.reason) == ('stopped', 'node shut down')
 
 
 def test_a_model_that_cannot_load_fails_configure_and_the_node_stays_unconfigured(

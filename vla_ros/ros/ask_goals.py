@@ -10,7 +10,7 @@ feedback happens on the executor thread.
 """
 import threading
 
-from rclpy.action import ActionServer, CancelResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.task import Future
 
 from ..action import Ask
@@ -35,14 +35,31 @@ class AskGoals:
         self._lock = threading.Lock()
         self._running = {}       # goal id bytes -> AskGoal
         self._results = Handoff(node)
+        self.closed = False      # after close(): new goals are rejected
         self.server = ActionServer(node, Ask, 'ask', self._execute,
+                                   goal_callback=self._on_goal,
                                    cancel_callback=self._on_cancel)
 
-    def destroy(self):
+    def close(self, reason: str):
+        """Running goals end now with `reason` as their error (their generation is told to
+        stop) and new goals are rejected; the server stays, so those results go out."""
+        self.closed = True
         with self._lock:
-            for goal in self._running.values():
-                goal.cancel.set()
+            running = list(self._running.values())
+        for goal in running:
+            goal.cancel.set()
+            if not goal.finished.done():
+                goal.finished.set_result(Ask.Result(success=False, error=reason))
+
+    def destroy(self, reason: str = 'node shutting down'):
+        self.close(reason)
         self.server.destroy()
+
+    def _on_goal(self, request) -> GoalResponse:
+        if self.closed:
+            self.node.get_logger().warning('ask goal rejected: the node is not active')
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
 
     def _on_cancel(self, handle) -> CancelResponse:
         with self._lock:

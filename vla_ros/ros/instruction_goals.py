@@ -10,6 +10,9 @@ gets the same safety layer (speed clamps, frame watchdog, zero velocity at every
 - cancel stops the loop in the cancel callback itself, so zero velocity goes out before
   the cancel is even acknowledged; the goal then ends `canceled`;
 - the result's outcome is the loop's end state (`done` succeeds the goal; the rest abort).
+- a node that stops serving (a lifecycle deactivate or shutdown) ends the running goal
+  `stopped` with its reason and refuses new goals; its server stays until the node serves
+  again or is destroyed, so that result still reaches the client (managed.py);
 - the node's `instruction_keepalive` deadman does not apply to goals: the action client
   is their liveness (a client that disappears leaves the goal to its time limit, which
   `time_limit` bounds per goal).
@@ -46,16 +49,27 @@ class InstructionGoals:
     def __init__(self, node, control):
         self.node, self.control = node, control
         self.goal = None            # the RunningGoal, or None
+        self.closed = False         # after close(): new goals are rejected
         self.server = ActionServer(
             node, FollowInstruction, 'follow_instruction', self._execute,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel)
 
-    def destroy(self):
-        self._finish(Result.STOPPED, 'node shutting down')
+    def close(self, reason: str):
+        """End the running goal (`stopped`, `reason`) and reject goals from now on; the
+        server stays, so the goal's result is still sent."""
+        self.closed = True
+        self._finish(Result.STOPPED, reason)
+
+    def destroy(self, reason: str = 'node shutting down'):
+        self.close(reason)
         self.server.destroy()
 
     # -- server callbacks ---------------------------------------------------------------------
     def _on_goal(self, request) -> GoalResponse:
+        if self.closed:
+            self.node.get_logger().warning(
+                f'goal {request.instruction!r} rejected: the node is not active')
+            return GoalResponse.REJECT
         if not (request.time_limit >= 0.0):   # NaN fails this too
             self.node.get_logger().warning(
                 f'goal {request.instruction!r} rejected: time_limit must be >= 0 seconds, '

@@ -6,9 +6,13 @@
                   reason logged; the node stays unconfigured)
       activate    creates the subscriptions, publishers, services, actions and timers
       deactivate  publishes zero velocity, ends running goals, destroys all of those: the
-                  node goes quiet (its lifecycle services and parameters stay)
+                  node goes quiet (its lifecycle services and parameters stay). Action
+                  servers stay until the next activate or the node's end, rejecting
+                  goals, so a goal that was running still gets its result (outcome
+                  `stopped`, reason "node deactivated"), as nav2's servers do
       cleanup     frees the model (the last node in the process that used it lets go)
-      shutdown    from any state: everything above that was made is undone
+      shutdown    from any state: everything above that was made is undone (a running
+                  goal's result still goes out, as at deactivate)
 
 `autostart` (default true) configures and activates the node as it starts, so it serves
 at once like the plain node, and a model that cannot load ends the process with exit code
@@ -22,6 +26,7 @@ first in the bases, and PARAMS gains MANAGED_PARAMS: `class M(Managed, VLANode,
 LifecycleNode)`, so the node's constructor declares the parameters and then calls
 `start_up()`, which here runs the transitions (or waits for them) instead of serving.
 """
+from rclpy.action import ActionServer
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from .params import Param
@@ -56,20 +61,26 @@ class Entities:
         lists['callbacks'] = list(n._post_set_parameters_callbacks)   # no public getter
         return lists
 
-    def destroy(self):
+    def destroy(self, keep_action_servers: bool = False) -> list:
+        """Undo; returns the action servers kept (`keep_action_servers`) for the caller to
+        destroy later."""
         now = self._snapshot()
         new = {kind: [x for x in items if not any(x is y for y in self.before[kind])]
                for kind, items in now.items()}
         for cb in new['callbacks']:
             self.node.remove_post_set_parameters_callback(cb)
+        kept = []
         for waitable in new['waitables']:       # action servers: handles and goals
-            if hasattr(waitable, 'destroy'):
+            if keep_action_servers and isinstance(waitable, ActionServer):
+                kept.append(waitable)
+            elif hasattr(waitable, 'destroy'):
                 waitable.destroy()
             else:
                 self.node.remove_waitable(waitable)
         for kind, destroy in _KINDS:
             for entity in new[kind]:
                 getattr(self.node, destroy)(entity)
+        return kept
 
 
 class Managed:
@@ -77,6 +88,7 @@ class Managed:
     _entities = None
     _configure_error = None
     _autostarting = False
+    _lingering = ()            # action servers kept after deactivate (see the module doc)
 
     def start_up(self):
         if not self.get_parameter('autostart').value:
@@ -100,6 +112,7 @@ class Managed:
         return SUCCESS
 
     def on_activate(self, state):
+        self._retire_action_servers()
         entities = Entities(self)
         try:
             self.serve()
@@ -111,40 +124,48 @@ class Managed:
         return super().on_activate(state)
 
     def on_deactivate(self, state):
-        self._unserve(self._entities, 'node deactivated')
+        self._unserve(self._entities, 'node deactivated', final=False)
         self._entities = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
+        self._retire_action_servers()     # they hold the model through their goals' loop
         self._release()
         return SUCCESS
 
     def on_shutdown(self, state):
-        self._undo_all('node shut down')
+        self._undo_all('node shut down', final=False)
         return SUCCESS
 
     def on_error(self, state):
-        self._undo_all('lifecycle error')
+        self._undo_all('lifecycle error', final=False)
         return SUCCESS
 
     def destroy_node(self):
         self._undo_all('node destroyed')
+        self._retire_action_servers()
         return super().destroy_node()
 
     # -- helpers -----------------------------------------------------------------------------
-    def _unserve(self, entities, reason: str):
-        self.quiet(reason)
+    def _unserve(self, entities, reason: str, final: bool = True):
+        self.quiet(reason, final)
         if entities is not None:
-            entities.destroy()
+            kept = entities.destroy(keep_action_servers=not final)
+            self._lingering = [*self._lingering, *kept]
+
+    def _retire_action_servers(self):
+        servers, self._lingering = self._lingering, ()
+        for server in servers:
+            server.destroy()
 
     def _release(self):
         if self.engine is not None:
             release_engine(self.engine)
             self.engine = None
 
-    def _undo_all(self, reason: str):
+    def _undo_all(self, reason: str, final: bool = True):
         if self._entities is not None:
-            self._unserve(self._entities, reason)
+            self._unserve(self._entities, reason, final)
             self._entities = None
         self._release()
 

@@ -34,7 +34,9 @@ class ModelNode(Node):
     def serve(self):
         raise NotImplementedError
 
-    def quiet(self, reason: str):
+    def quiet(self, reason: str, final: bool = True):
+        """Stop what runs on its own and end running goals with `reason`; not `final`
+        (managed.py): action servers stay so those goals' results still go out."""
         raise NotImplementedError
 
     def destroy_node(self):
