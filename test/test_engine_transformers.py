@@ -126,6 +126,21 @@ def test_idefics3_image_budget(engines, model_dirs):
     assert image_tokens(tiled, IMAGE) == 5 * one_tile    # 2x2 tiles of 32 px + the global view
     big = np.zeros((480, 640, 3), np.uint8)
     assert engine.prepare_image(big).size == (512, 384)  # longest side within image_max_side
+    # A budget below the 32-px tile shrinks the tile: a multiple of patch 4 x shuffle 2 = 8
+    # px, (16 / 8)^2 = 4 image tokens, and the model runs on it.
+    small = make_engine(model_dirs['idefics3'], backend='transformers', image_max_side=20)
+    assert image_tokens(small, IMAGE) == 4 and small.answer(IMAGE, QUESTION).tokens > 0
+    assert small.model_inputs(small.prepare_image(IMAGE), 'x <image>')[
+        'pixel_values'].shape[-2:] == (16, 16)
+
+
+def test_int8_weights_quantize_every_linear_layer_and_still_answer(model_dirs):
+    engine = make_engine(model_dirs['llava'], backend='transformers', dtype='int8')
+    kinds = {type(m).__module__ + '.' + type(m).__name__ for m in engine.model.modules()}
+    assert 'torch.nn.modules.linear.Linear' not in kinds
+    assert any('quantized' in k and k.endswith('.Linear') for k in kinds)
+    answer = engine.answer(IMAGE, QUESTION)
+    assert answer.text and answer.tokens > 0
 
 
 def test_act_ground_and_bad_questions_are_refused_with_a_reason(engines):

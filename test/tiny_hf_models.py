@@ -2,7 +2,7 @@
 formats (save_pretrained: config.json, model.safetensors, the processor's and tokenizer's
 files), for the transformers backend's tests.
 
-The tokenizer is a byte-level BPE made here with `tokenizers` (256 byte symbols, a few
+The tokenizer is vla_ros.engine.hf_random's byte-level BPE (256 byte symbols, a few
 merges, the family's special tokens); image processors are the PIL variants with small
 explicit sizes. Per-family quirks (shared/DESIGN.md, "Checked on these machines"):
 PaliGemma's processor adds 1,153 <loc>/<seg> tokens, so the text vocabulary is sized after
@@ -13,15 +13,9 @@ its <row_i_col_j> / <global-img> tokens.
 import os
 
 import torch
-from tokenizers import decoders, models, pre_tokenizers, Tokenizer
-from transformers import PreTrainedTokenizerFast
 
-SMOLVLM_TEMPLATE = (
-    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
-    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+from vla_ros.engine.hf_random import byte_bpe_tokenizer, IDEFICS3_SPECIAL, SMOLVLM_TEMPLATE
+
 LLAVA_TEMPLATE = (
     "{% for message in messages %}{{ message['role'].upper() + ': ' }}"
     "{% for c in message['content'] | selectattr('type', 'equalto', 'image') %}"
@@ -35,32 +29,6 @@ QWEN_TEMPLATE = (
     "<|vision_start|><|image_pad|><|vision_end|>{% elif c['type'] == 'text' %}{{ c['text'] }}"
     "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-WORDS = ('what', 'color', 'shape', 'is', 'the', 'red', 'circle', 'Assistant', 'User')
-
-
-def byte_bpe_tokenizer(special: list, bos: str, eos: str, pad: str) -> PreTrainedTokenizerFast:
-    """Byte-level BPE: the 256 byte symbols, merges spelling a few words, `special` tokens."""
-    byte_symbols = list(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {s: i for i, s in enumerate(sorted(byte_symbols))}
-    merges = []
-    for word in WORDS:
-        for prefix in ('', 'Ġ'):
-            pieces = list(prefix + word)
-            while len(pieces) > 1:
-                merged = pieces[0] + pieces[1]
-                if merged not in vocab:
-                    vocab[merged] = len(vocab)
-                    merges.append((pieces[0], pieces[1]))
-                pieces = [merged] + pieces[2:]
-    core = Tokenizer(models.BPE(vocab=vocab, merges=merges))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    names = [bos, eos, pad] + [s for s in special if s not in (bos, eos, pad)]
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos, eos_token=eos,
-                                        pad_token=pad)
-    tokenizer.add_special_tokens({'additional_special_tokens':
-                                  [s for s in names if s not in (bos, eos, pad)]})
-    return tokenizer
 
 
 def _llama(vocab: int, **extra) -> dict:
@@ -84,10 +52,8 @@ def _save(directory, model, processor):
 def build_idefics3(directory, image: int = 32, patch: int = 4, scale: int = 2) -> str:
     from transformers import (Idefics3Config, Idefics3ForConditionalGeneration,
                               Idefics3ImageProcessorPil, Idefics3Processor)
-    rows = [f'<row_{i}_col_{j}>' for i in range(1, 7) for j in range(1, 7)]
-    tokenizer = byte_bpe_tokenizer(['<image>', '<fake_token_around_image>', '<global-img>',
-                                    '<end_of_utterance>', '<|im_start|>'] + rows,
-                                   '<|im_start|>', '<end_of_utterance>', '<pad>')
+    tokenizer = byte_bpe_tokenizer(IDEFICS3_SPECIAL, '<|im_start|>', '<end_of_utterance>',
+                                   '<pad>')
     image_processor = Idefics3ImageProcessorPil(
         size={'longest_edge': 2 * image}, max_image_size={'longest_edge': image},
         do_image_splitting=True)

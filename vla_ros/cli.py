@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument('--image-splitting', dest='image_splitting', action='store_true',
                        default=None, help='Idefics3/SmolVLM: tiles + a global view (default: '
                        'one tile)')
+        g.add_argument('--weights', choices=('float32', 'bfloat16', 'float16', 'int8'),
+                       help="the weights' type (default float32; int8: Linear layers "
+                       'quantized at load, the fastest on a CPU)')
         g.add_argument('--timeout', dest='generation_timeout', type=float,
                        help='seconds a reply may take (default 30)')
         g.add_argument('--trust-remote-code', dest='trust_remote_code', action='store_true',
@@ -332,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--max-batch', dest='max_batch', type=int, default=64,
                    help="the vqa node's max_batch (1 = one call at a time, no batching)")
     t.set_defaults(func=cmd_load_test)
+
+    def cmd_bench_vlm(args):
+        from .bench_vlm import main as bench_vlm
+        sys.exit(bench_vlm(args.options))
+
+    v = sub.add_parser('bench-vlm', add_help=False,
+                       help='speed and memory of pretrained VLM architectures at their real '
+                       'sizes (random weights), transformers backend; --help for options')
+    v.add_argument('options', nargs=argparse.REMAINDER)
+    v.set_defaults(func=cmd_bench_vlm)
 
     def cmd_explain(args):
         from .explain import main as explain

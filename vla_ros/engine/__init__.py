@@ -35,7 +35,7 @@ BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers', 'openai')
 BACKEND_OPTIONS = {
     'transformers': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
                      'image_splitting': 'image_splitting', 'generation_timeout': 'timeout_s',
-                     'trust_remote_code': 'trust_remote_code'},
+                     'trust_remote_code': 'trust_remote_code', 'weights': 'dtype'},
     'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
                'generation_timeout': 'timeout_s', 'remote_model': 'remote_model'},
 }

@@ -71,6 +71,24 @@ class Family:
             kwargs['size'] = {'longest_edge': max(tile, -(-side // tile) * tile)}
         return kwargs
 
+    def shrink_tile(self, processor, config: dict, image_max_side: int,
+                    image_splitting: bool) -> None:
+        """Idefics3 with one tile and a budget below the processor's tile: the tile itself
+        becomes smaller, a multiple of patch x pixel-shuffle pixels (64 for SmolVLM), so
+        256 px gives 16 image tokens instead of 512 px's 64. Changes `processor` (its
+        image processor's sizes and image_seq_len: the call's own image_seq_len argument
+        is ignored by transformers 5's Idefics3Processor). The vision tower takes any
+        size up to its own (position embeddings looked up by fractional position, as in
+        NaViT); how well a real checkpoint answers from fewer pixels is not checked here."""
+        tile = processor.image_processor.max_image_size['longest_edge'] if self.tiles else 0
+        if image_splitting or not 0 < image_max_side < tile:
+            return
+        unit = config['vision_config']['patch_size'] * config['scale_factor']
+        side = max(unit, image_max_side // unit * unit)
+        processor.image_processor.max_image_size = {'longest_edge': side}
+        processor.image_processor.size = {'longest_edge': side}
+        processor.image_seq_len = (side // unit) ** 2
+
 
 FAMILIES = {
     'idefics3': Family('SmolVLM (Idefics3)', ('Idefics3ForConditionalGeneration',),

@@ -53,7 +53,10 @@ from .hf_families import check_model_dir, processor_file  # noqa: E402
 transformers.utils.logging.set_verbosity_error()     # nodes log one line per problem
 transformers.utils.logging.disable_progress_bar()
 
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+# 'int8': float32 weights, every nn.Linear then quantized to int8 with dynamic activation
+# scales (torch.ao.quantization.quantize_dynamic: fbgemm kernels on x86)
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16,
+          'int8': torch.float32}
 
 
 class Deadline(StoppingCriteria):
@@ -178,6 +181,7 @@ class TransformersEngine(Engine):
                 f'{type(self.processor).__name__}, but model_type '
                 f'{self.config["model_type"]!r} needs a {family.processor}')
         self.tokenizer = self.processor.tokenizer
+        family.shrink_tile(self.processor, self.config, image_max_side, image_splitting)
         self.model, info = _load('model', directory, lambda: AutoModelForImageTextToText
                                  .from_pretrained(directory, dtype=DTYPES[dtype],
                                                   use_safetensors=True,
@@ -190,6 +194,9 @@ class TransformersEngine(Engine):
             raise CheckpointError(f'{os.path.join(directory, "model.safetensors")}: weights do '
                                   f'not fit config.json ({_summary(bad)})')
         self.model.eval()
+        if dtype == 'int8':
+            self.model = torch.ao.quantization.quantize_dynamic(
+                self.model, {torch.nn.Linear}, dtype=torch.qint8)
 
     # -- inputs -------------------------------------------------------------------------------
     def prepare_image(self, image: np.ndarray, bgr: bool = False) -> Image.Image:

@@ -51,6 +51,10 @@ ENGINE_PARAMS = (
           'tile'),
     Param('generation_timeout', 30.0, 'transformers, openai: seconds a reply may take; '
           'later ones are stopped and reported as errors', range=(0.001, 3600.0)),
+    Param('weights', 'float32', 'transformers: the weights\' type: float32, bfloat16, '
+          'float16, or int8 (every Linear layer quantized at load, activations scaled on '
+          'the fly: the fastest on a CPU; see the README\'s speed table)',
+          choices=('float32', 'bfloat16', 'float16', 'int8')),
     Param('trust_remote_code', False, "transformers: run Python code shipped in the model "
           'directory (auto_map); only for directories you trust'),
     Param('remote_model', '', "openai: the model name to ask the server for ('' = the "
