@@ -14,6 +14,9 @@
 # ROS 2 distribution of the PyPI route: `--distro kilted` (the default) or `--distro jazzy` (or
 # VLA_ROS_DISTRO=jazzy). Jazzy gets its own .venv-jazzy/ build-jazzy/ install-jazzy/ log-jazzy/,
 # so both can live in one checkout; `VLA_ROS_DISTRO=jazzy source scripts/env.sh` activates it.
+# GGUF models (backend llamacpp): `--with llamacpp` also builds llama-cpp-python from source
+# (about 13 minutes on 2 cores, once: pip keeps the wheel) and unpacks llama.cpp's
+# HF -> GGUF converter from the same source into <venv>/share/vla_ros/llama.cpp.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -23,11 +26,13 @@ as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 RUNTIME=${VLA_RUNTIME:-full}
 DISTRO=${VLA_ROS_DISTRO:-kilted}
+WITH=()
 while (($#)); do
   case $1 in
     --runtime) RUNTIME=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
     --distro) DISTRO=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
-    *) die "unknown argument: $1 (usage: scripts/setup.sh [--runtime onnx] [--distro jazzy])" ;;
+    --with) WITH+=("${2:-}"); shift $(($# > 1 ? 2 : 1)) ;;
+    *) die "unknown argument: $1 (usage: scripts/setup.sh [--runtime onnx] [--distro jazzy] [--with llamacpp])" ;;
   esac
 done
 case $RUNTIME in
@@ -181,6 +186,34 @@ if [[ -f setup.py ]]; then
     echo "$h" >"$VENV/.stamp_editable"
   fi
 fi
+
+# --- opt-in extras ---
+LLAMA_CPP_PYTHON=llama-cpp-python==0.3.36
+for extra in ${WITH[@]+"${WITH[@]}"}; do
+  case $extra in
+    llamacpp)
+      [[ $RUNTIME == full ]] || die "--with llamacpp needs the full runtime (the converter uses torch)"
+      if ! fresh llamacpp "$LLAMA_CPP_PYTHON"; then
+        say "pip install $LLAMA_CPP_PYTHON (builds llama.cpp from source: ~13 min on 2 cores)"
+        "$PY" -m pip install -q --disable-pip-version-check "$LLAMA_CPP_PYTHON" sentencepiece \
+          2> >(grep -v "^WARNING: Location 'file:" >&2)
+        src=$(mktemp -d)
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+          "$LLAMA_CPP_PYTHON" -d "$src" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+        # llama.cpp's converter, its conversion/ package and gguf-py, from the same source
+        share=$VENV/share/vla_ros/llama.cpp
+        rm -rf "$share" && mkdir -p "$share"
+        tar -xzf "$src"/llama_cpp_python-*.tar.gz -C "$src"
+        cp -r "$src"/llama_cpp_python-*/vendor/llama.cpp/{convert_hf_to_gguf.py,conversion,gguf-py} \
+          "$share"/
+        rm -rf "$src"
+        echo "$LLAMA_CPP_PYTHON" >"$VENV/.stamp_llamacpp"
+      else
+        say "$LLAMA_CPP_PYTHON up to date"
+      fi ;;
+    *) die "--with: unknown extra '$extra' (known: llamacpp)" ;;
+  esac
+done
 
 [[ ${VLA_SKIP_BUILD:-0} == 1 ]] && { say "VLA_SKIP_BUILD=1: not building"; exit 0; }
 

@@ -64,8 +64,9 @@ def build_idefics3(directory, image: int = 32, patch: int = 4, scale: int = 2) -
         vision_config=_vision(image, patch), scale_factor=scale,
         text_config=_llama(len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                            eos_token_id=tokenizer.eos_token_id,
-                           pad_token_id=tokenizer.pad_token_id),
-        image_token_id=tokenizer.convert_tokens_to_ids('<image>'),
+                           pad_token_id=tokenizer.pad_token_id,
+                           architectures=['LlamaForCausalLM']),   # as SmolVLM's (GGUF
+        image_token_id=tokenizer.convert_tokens_to_ids('<image>'),  # conversion reads it)
         pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     return _save(directory, Idefics3ForConditionalGeneration(config).eval(), processor)

@@ -179,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     def with_transformers(sp):   # ask, caption, bench: any model directory and its options
         sp.add_argument('--model', help='model directory: the bundled format or a Hugging Face '
                         'image-text-to-text model (SmolVLM/Idefics3, PaliGemma, LLaVA), run by '
-                        '--backend transformers (auto picks it); same as --checkpoint; or the '
-                        'URL of an OpenAI-compatible server (--backend openai)')
+                        '--backend transformers (auto picks it); same as --checkpoint; a GGUF '
+                        'model + mmproj*.gguf (--backend llamacpp); or the URL of an '
+                        'OpenAI-compatible server (--backend openai)')
         g = sp.add_argument_group('transformers backend')
         g.add_argument('--max-new-tokens', dest='max_new_tokens', type=int,
                        help='longest reply in tokens (default 32)')
@@ -209,10 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_backend(sp):
         sp.add_argument('--backend', default='auto',
-                        choices=('auto', 'torch', 'onnxruntime', 'transformers', 'openai'),
+                        choices=('auto', 'torch', 'onnxruntime', 'transformers', 'openai',
+                                 'llamacpp'),
                         help="inference backend (default auto: transformers for a Hugging "
-                        'Face --model; else the ONNX export when it is fresh, see `vla-ros '
-                        'export`, else torch)')
+                        'Face --model, llamacpp for a GGUF one; else the ONNX export when it '
+                        'is fresh, see `vla-ros export`, else torch)')
         return sp
 
     a = with_transformers(with_backend(with_model(
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--compare', nargs='+', metavar='CHECKPOINT',
                    help='also time these checkpoints, alternating with the first')
     b.add_argument('--backend', choices=('auto', 'torch', 'onnxruntime', 'transformers',
+                                         'llamacpp',
                                          'both'),
                    help="engine to time (default torch; with --model: auto); 'both' times "
                    'torch and ONNX Runtime alternately in one run and reports their ratio')

@@ -13,6 +13,8 @@ grounding + visual servo for models without an action head. One module per backe
                 Qwen2-VL, Qwen2.5-VL)
   openai        openai_backend.OpenAIEngine: an OpenAI-compatible chat-completions server
                 (`model` is its URL, e.g. http://gpu-box:8000/v1)
+  llamacpp      llamacpp_backend.LlamaCppEngine: GGUF weights + mmproj through
+                llama-cpp-python (an opt-in install: scripts/setup.sh --with llamacpp)
 `make_engine` picks one for a model directory.
 
 Importing this package does not import torch or transformers: each backend is loaded on
@@ -26,10 +28,11 @@ from .api import (ActionResult, DEFAULT_MODEL, default_checkpoint, Engine,  # no
                   GenerationCanceled, GenerationTimeout, GroundingResult, is_server_url,
                   PACKAGE_DIR, QuestionError, ServerError, TextResult, UnsupportedError)
 from .hf_families import hf_model_type
+from .llamacpp_backend import is_gguf_model
 from ..errors import CheckpointError
 from ..model.files import WEIGHTS
 
-BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers', 'openai')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'transformers', 'openai', 'llamacpp')
 # The options each backend takes: node parameter (and `vla-ros` option) name -> the
 # engine's keyword argument.
 BACKEND_OPTIONS = {
@@ -38,6 +41,8 @@ BACKEND_OPTIONS = {
                      'trust_remote_code': 'trust_remote_code', 'weights': 'dtype'},
     'openai': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
                'generation_timeout': 'timeout_s', 'remote_model': 'remote_model'},
+    'llamacpp': {'max_new_tokens': 'max_new_tokens', 'image_max_side': 'image_max_side',
+                 'generation_timeout': 'timeout_s'},
 }
 BUNDLED_BACKENDS = ('torch', 'onnxruntime')
 
@@ -64,9 +69,10 @@ def resolve_backend(backend: str = 'auto', model: str = None) -> str:
     directory (or server URL: 'auto' is openai for an http(s) URL).
 
     'auto' is transformers for a Hugging Face model directory (its config.json names a
-    `model_type`). For the bundled format it is onnxruntime when the checkpoint has a
-    fresh ONNX export (the same answers, measured 2-3x faster on one thread and under half
-    the memory: README, "Edge runtime"); else torch when it is installed and the
+    `model_type`), llamacpp for a .gguf file or a directory holding one. For the bundled
+    format it is onnxruntime when the checkpoint has a fresh ONNX export (the same
+    answers, measured 2-3x faster on one thread and under half the memory: README, "Edge
+    runtime"); else torch when it is installed and the
     checkpoint has its weights (a retrained model not exported yet); else onnxruntime,
     whose loader then says what is missing.
     """
@@ -79,6 +85,8 @@ def resolve_backend(backend: str = 'auto', model: str = None) -> str:
     model = model or default_checkpoint()
     if os.path.isdir(model) and hf_model_type(model):
         return 'transformers'
+    if is_gguf_model(model):
+        return 'llamacpp'
     if onnx_export_is_fresh(model):
         return 'onnxruntime'
     weights = os.path.join(model, WEIGHTS)
@@ -105,6 +113,9 @@ def make_engine(model: str = None, threads: int = 1, backend: str = 'auto', **kw
     if resolved == 'openai':
         from .openai_backend import OpenAIEngine
         return OpenAIEngine(model, threads=threads, **kwargs)
+    if resolved == 'llamacpp':
+        from .llamacpp_backend import LlamaCppEngine
+        return LlamaCppEngine(model, threads=threads, **kwargs)
     if resolved == 'transformers':
         from .transformers_backend import TransformersEngine
         return TransformersEngine(model, threads=threads, **kwargs)

@@ -46,6 +46,8 @@ def byte_bpe_tokenizer(special: list, bos: str, eos: str, pad: str):
                     vocab[merged] = len(vocab)
                     merges.append((pieces[0], pieces[1]))
                 pieces = [merged] + pieces[2:]
+    vocab['ĊĊ'] = len(vocab)          # "\n\n" as one token: llama.cpp's Idefics3
+    merges.append(('Ċ', 'Ċ'))         # image layout looks it up (mtmd.cpp)
     core = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
@@ -100,7 +102,8 @@ def _idefics3(text: dict):
     processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=64,
                                   chat_template=SMOLVLM_TEMPLATE)
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id)
+               pad_token_id=tokenizer.pad_token_id,
+               architectures=['LlamaForCausalLM'])     # as the published config.json's
     config = Idefics3Config(vision_config=SIGLIP_B16_512, scale_factor=4,
                             text_config=dict(text, **ids),
                             image_token_id=tokenizer.convert_tokens_to_ids('<image>'),

@@ -37,10 +37,11 @@ ENGINE_PARAMS = (
           'per session; keep small on a robot)', range=(1, 64)),
     Param('backend', 'auto', "inference backend: torch, onnxruntime (the checkpoint's ONNX "
           'export; no torch in the process), transformers (a Hugging Face model directory), '
-          'openai (a chat-completions server) or auto (openai for a URL, transformers for '
-          'a Hugging Face directory; else onnxruntime when the export is fresh, else torch)',
+          'openai (a chat-completions server), llamacpp (GGUF + mmproj; opt-in install) or '
+          'auto (openai for a URL, transformers for a Hugging Face directory, llamacpp for '
+          'GGUF; else onnxruntime when the export is fresh, else torch)',
           choices=BACKENDS),
-    Param('max_new_tokens', 32, 'transformers, openai: longest reply, in tokens',
+    Param('max_new_tokens', 32, 'transformers, openai, llamacpp: longest reply, in tokens',
           range=(1, 4096)),
     Param('image_max_side', 512, 'transformers, openai: frames are scaled down to this '
           'longest side (px) before the processor; image tokens dominate CPU latency (0 = '
