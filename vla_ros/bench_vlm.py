@@ -27,6 +27,7 @@ ARCHITECTURES = ('smolvlm-256m', 'smolvlm-500m', 'paligemma-3b')
 # tile (16); PaliGemma-3B-224 resizes every frame to 224 px (256 tokens) whatever the budget.
 BUDGETS = {'smolvlm-256m': (512, 256), 'smolvlm-500m': (512, 256), 'paligemma-3b': (224,)}
 QUESTION = 'What is on the floor in front of the robot?'
+WEIGHTS = ('float32', 'bfloat16', 'float16', 'int8', 'gguf-f16', 'gguf-q8_0')
 DEFAULT_WORK = os.path.join(os.path.expanduser('~'), '.cache', 'vla_ros', 'bench-vlm')
 
 
@@ -48,51 +49,74 @@ def _frame():
     return rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
 
+def _load(model_dir: str, threads: int, weights: str, image_max_side: int, new_tokens: int):
+    """(engine, prompt tokens of QUESTION about the frame) on the backend `weights` names."""
+    options = dict(threads=threads, max_new_tokens=new_tokens, image_max_side=image_max_side,
+                   timeout_s=3600.0)
+    frame = _frame()
+    if weights.startswith('gguf-'):
+        from .engine.llamacpp_backend import LlamaCppEngine
+        engine = LlamaCppEngine(model_dir, **options)
+        engine.llm.reset()
+        result = engine.answer(frame, QUESTION)      # also the warm-up
+        return engine, engine.llm.n_tokens - result.tokens
+    from .engine.transformers_backend import TransformersEngine
+    engine = TransformersEngine(model_dir, dtype=weights, **options)
+    engine.model.generation_config.eos_token_id = None     # every reply new_tokens long
+    inputs = engine.model_inputs(engine.prepare_image(frame), engine.question_prompt(QUESTION))
+    engine.answer(frame, QUESTION)                         # warm-up
+    return engine, int(inputs['input_ids'].shape[1])
+
+
 def measure(model_dir: str, threads: int, weights: str, image_max_side: int,
             new_tokens: int, runs: int) -> dict:
     """One configuration, in this process (run it in a fresh one: see module doc)."""
-    from .engine.transformers_backend import TransformersEngine
     start = time.perf_counter()
-    engine = TransformersEngine(model_dir, threads=threads, max_new_tokens=new_tokens,
-                                image_max_side=image_max_side, timeout_s=3600.0,
-                                dtype=weights)
-    engine.model.generation_config.eos_token_id = None     # every reply new_tokens long
-    load_s = time.perf_counter() - start
+    engine, prompt_tokens = _load(model_dir, threads, weights, image_max_side, new_tokens)
+    load_s = time.perf_counter() - start        # load + the warm-up reply
     gc.collect()
     frame = _frame()
-    inputs = engine.model_inputs(engine.prepare_image(frame), engine.question_prompt(QUESTION))
-    engine.answer(frame, QUESTION)                         # warm-up
-    first, per_token = [], []
+    first, per_token, tokens = [], [], []
     for _ in range(runs):
         r = engine.answer(frame, QUESTION)
         first.append(r.first_token_ms)
+        tokens.append(r.tokens)
         if r.tokens > 1:
             per_token.append((r.latency_ms - r.first_token_ms) / (r.tokens - 1))
     ms_per_token = statistics.median(per_token) if per_token else None
     rss, peak = _memory_mb()
     return {
         'threads': threads, 'weights': weights, 'image_max_side': image_max_side,
-        'prompt_tokens': int(inputs['input_ids'].shape[1]),
+        'prompt_tokens': prompt_tokens, 'reply_tokens': tokens,
         'first_token_ms': round(statistics.median(first), 1),
         'first_token_ms_runs': [round(x, 1) for x in first],
         'ms_per_token': None if ms_per_token is None else round(ms_per_token, 2),
         'tokens_per_s': None if not ms_per_token else round(1000.0 / ms_per_token, 1),
         'peak_rss_mb': round(peak, 1),
         'rss_mb': round(rss, 1),
-        'load_s': round(load_s, 2),
-        'parameters_m': round(sum(p.numel() for p in engine.model.parameters()) / 1e6, 1),
+        'load_and_warm_up_s': round(load_s, 2),
     }
 
 
-def model_dir(architecture: str, work: str) -> str:
-    """The random-weight model directory of `architecture`, built on first use."""
+def model_dir(architecture: str, work: str, weights: str = 'float32') -> str:
+    """The random-weight model directory of `architecture`, built on first use; for
+    `gguf-<type>` weights, its GGUF conversion (llama.cpp's converter) beside it."""
     from .engine.hf_random import build_real_size
     directory = os.path.join(work, architecture)
     if not os.path.isfile(os.path.join(directory, 'model.safetensors')) and not \
             os.path.isfile(os.path.join(directory, 'model.safetensors.index.json')):
         print(f'building {architecture} (random weights) in {directory}', file=sys.stderr)
         build_real_size(architecture, directory)
-    return directory
+    if not weights.startswith('gguf-'):
+        return directory
+    from .engine.gguf_convert import convert_to_gguf
+    outtype = weights[len('gguf-'):]
+    gguf_dir = f'{directory}-gguf-{outtype}'
+    if not os.path.isdir(gguf_dir):
+        print(f'converting {architecture} to GGUF ({outtype}) in {gguf_dir}', file=sys.stderr)
+        convert_to_gguf(directory, gguf_dir + '.partial', outtype, gpt2_pretokenizer=True)
+        os.rename(gguf_dir + '.partial', gguf_dir)
+    return gguf_dir
 
 
 def run(architectures, threads=(1, 2), weights=('float32', 'int8'), budgets=None,
@@ -101,9 +125,9 @@ def run(architectures, threads=(1, 2), weights=('float32', 'int8'), budgets=None
     from .bench import machine_info
     results = []
     for arch in architectures:
-        directory = model_dir(arch, work)
         for side in budgets or BUDGETS[arch]:
             for weight in weights:
+                directory = model_dir(arch, work, weight)
                 for n in threads:
                     command = [sys.executable, '-m', 'vla_ros.bench_vlm', '--one', directory,
                                '--threads', str(n), '--weights', weight, '--side', str(side),
@@ -130,7 +154,9 @@ def main(argv=None) -> int:
     p.add_argument('--arch', nargs='+', choices=ARCHITECTURES, default=['smolvlm-256m'])
     p.add_argument('--threads', nargs='+', type=int, default=[1, 2])
     p.add_argument('--weights', nargs='+', default=['float32', 'int8'],
-                   choices=('float32', 'bfloat16', 'float16', 'int8'))
+                   choices=WEIGHTS, help='transformers: float32, bfloat16, float16, int8; '
+                   'llamacpp (needs scripts/setup.sh --with llamacpp): gguf-f16, gguf-q8_0, '
+                   'the same random model converted by llama.cpp\'s converter')
     p.add_argument('--budgets', nargs='+', type=int,
                    help='image_max_side values (default: per architecture, see BUDGETS)')
     p.add_argument('--new-tokens', type=int, default=16)

@@ -339,15 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the vqa node's max_batch (1 = one call at a time, no batching)")
     t.set_defaults(func=cmd_load_test)
 
-    def cmd_bench_vlm(args):
-        from .bench_vlm import main as bench_vlm
-        sys.exit(bench_vlm(args.options))
-
-    v = sub.add_parser('bench-vlm', add_help=False,
-                       help='speed and memory of pretrained VLM architectures at their real '
-                       'sizes (random weights), transformers backend; --help for options')
-    v.add_argument('options', nargs=argparse.REMAINDER)
-    v.set_defaults(func=cmd_bench_vlm)
+    # parsed by bench_vlm.main itself (see main() below); listed here for --help
+    sub.add_parser('bench-vlm', add_help=False,
+                   help='speed and memory of pretrained VLM architectures at their real '
+                   'sizes (random weights), transformers backend; --help for options')
 
     def cmd_explain(args):
         from .explain import main as explain
@@ -366,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['bench-vlm']:     # its own parser (argparse.REMAINDER drops --options)
+        from .bench_vlm import main as bench_vlm
+        sys.exit(bench_vlm(argv[1:]))
     args = build_parser().parse_args(argv)
     os.environ.setdefault('OMP_NUM_THREADS', str(getattr(args, 'threads', None) or 1))
     args.func(args)

@@ -86,7 +86,7 @@ def build_real_size(name: str, directory: str) -> str:
     torch.manual_seed(0)
     model, processor = (_idefics3 if family == 'idefics3' else _paligemma)(text)
     os.makedirs(directory, exist_ok=True)
-    model.save_pretrained(directory)
+    model.to(torch.bfloat16).save_pretrained(directory)   # as the published files are
     processor.save_pretrained(directory)
     return directory
 

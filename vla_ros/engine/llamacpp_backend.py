@@ -144,10 +144,11 @@ class LlamaCppEngine(Engine):
                 messages=self.messages(data_url, text), max_tokens=self.max_new_tokens,
                 temperature=0.0, stream=True, seed=0)
             try:
-                for chunk in stream:
-                    piece = chunk['choices'][0]['delta'].get('content')
-                    if not piece:
+                for chunk in stream:     # one chunk per token after the role's
+                    delta = chunk['choices'][0]['delta']
+                    if 'content' not in delta:
                         continue
+                    piece = delta['content'] or ''   # '' for tokens with no text of their own
                     now = time.perf_counter()
                     first = first if first is not None else now - start
                     reply, tokens = reply + piece, tokens + 1

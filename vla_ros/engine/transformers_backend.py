@@ -53,10 +53,11 @@ from .hf_families import check_model_dir, processor_file  # noqa: E402
 transformers.utils.logging.set_verbosity_error()     # nodes log one line per problem
 transformers.utils.logging.disable_progress_bar()
 
-# 'int8': float32 weights, every nn.Linear then quantized to int8 with dynamic activation
-# scales (torch.ao.quantization.quantize_dynamic: fbgemm kernels on x86)
+# 'int8': loaded as bfloat16 (what published checkpoints store), then every nn.Linear is
+# quantized to int8 with dynamic activation scales (fbgemm kernels on x86), one layer at a
+# time, and the rest (embeddings, norms) made float32: see _quantize_int8.
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16,
-          'int8': torch.float32}
+          'int8': torch.bfloat16}
 
 
 class Deadline(StoppingCriteria):
@@ -195,8 +196,7 @@ class TransformersEngine(Engine):
                                   f'not fit config.json ({_summary(bad)})')
         self.model.eval()
         if dtype == 'int8':
-            self.model = torch.ao.quantization.quantize_dynamic(
-                self.model, {torch.nn.Linear}, dtype=torch.qint8)
+            _quantize_int8(self.model)
 
     # -- inputs -------------------------------------------------------------------------------
     def prepare_image(self, image: np.ndarray, bgr: bool = False) -> Image.Image:
@@ -295,6 +295,33 @@ class TransformersEngine(Engine):
                           (time.perf_counter() - start) * 1000,
                           first_token_ms=None if first is None else first * 1000,
                           tokens=len(tokens)), inputs
+
+
+def _quantize_int8(model) -> None:
+    """Every nn.Linear of `model` -> a dynamically quantized int8 Linear (per-tensor
+    symmetric weights, torch's default dynamic qconfig), one at a time so that only one
+    layer's float32 copy exists at once; then the remaining weights -> float32, and the
+    freed heap handed back to the OS. Peak memory stays near the bfloat16 model's size
+    (torch.ao.quantization.quantize_dynamic on a float32 model needs both copies)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+    from torch.ao.quantization import default_dynamic_qconfig
+    # (parent, name) pairs only: a list holding the Linear modules themselves would keep
+    # every float32 copy alive until the end
+    slots = [(parent, name) for parent in model.modules()
+             for name, child in parent.named_children() if type(child) is torch.nn.Linear]
+    for parent, name in slots:
+        layer = getattr(parent, name).float()
+        layer.qconfig = default_dynamic_qconfig
+        setattr(parent, name, DynamicInt8Linear.from_float(layer))
+        del layer
+    model.float()
+    import gc
+    gc.collect()
+    try:   # glibc keeps freed blocks in its arenas; give them back (RSS is what robots pay)
+        import ctypes
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _summary(bad: dict) -> str:
