@@ -46,3 +46,13 @@ def test_bench_vlm_measures_one_configuration_in_its_own_process(model_dirs):
     assert len(row['first_token_ms_runs']) == 2 and row['first_token_ms'] > 0
     assert row['ms_per_token'] > 0                 # end-of-sequence off: 4 tokens each
     assert row['peak_rss_mb'] >= row['rss_mb'] > 0
+
+
+def test_bench_vlm_node_compares_vqa_with_the_engine_on_the_same_frame(model_dirs):
+    pytest.importorskip('rclpy')
+    from vla_ros.ros_tools.bench_vlm_node import run
+    report = run(model_dirs['idefics3'], 'float32', 512, 1, 4, calls=2)
+    assert report['same_answers'], report      # the node answers what the engine answers
+    assert report['engine_ms_median'] > 0 and report['vqa_round_trip_ms_median'] > 0
+    assert report['ratio'] == pytest.approx(
+        report['vqa_round_trip_ms_median'] / report['engine_ms_median'], abs=1e-3)

@@ -164,12 +164,23 @@ def main(argv=None) -> int:
     p.add_argument('--work', default=DEFAULT_WORK,
                    help=f'where the random-weight models are built and kept ({DEFAULT_WORK})')
     p.add_argument('--json', action='store_true')
+    p.add_argument('--node', action='store_true',
+                   help='instead: /vqa through the real vqa_service process against the '
+                   "engine's own latency, for the first --arch/--weights/--budgets/--threads")
+    p.add_argument('--calls', type=int, default=10, help='--node: timed calls of each kind')
     p.add_argument('--one', help=argparse.SUPPRESS)        # a child process: one model dir
     p.add_argument('--side', type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.one:
         print(json.dumps(measure(a.one, a.threads[0], a.weights[0], a.side, a.new_tokens,
                                  a.runs)))
+        return 0
+    if a.node:
+        from .ros_tools.bench_vlm_node import run as run_node
+        side = (a.budgets or BUDGETS[a.arch[0]])[0]
+        report = run_node(model_dir(a.arch[0], a.work), a.weights[0], side, a.threads[0],
+                          a.new_tokens, a.calls)
+        print(json.dumps(report, indent=1))
         return 0
     report = run(a.arch, a.threads, a.weights, a.budgets, a.new_tokens, a.runs, a.work)
     if a.json:
