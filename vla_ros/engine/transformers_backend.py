@@ -300,9 +300,10 @@ class TransformersEngine(Engine):
 def _quantize_int8(model) -> None:
     """Every nn.Linear of `model` -> a dynamically quantized int8 Linear (per-tensor
     symmetric weights, torch's default dynamic qconfig), one at a time so that only one
-    layer's float32 copy exists at once; then the remaining weights -> float32, and the
-    freed heap handed back to the OS. Peak memory stays near the bfloat16 model's size
-    (torch.ao.quantization.quantize_dynamic on a float32 model needs both copies)."""
+    layer's float32 copy exists at once; then the remaining weights -> float32 (but big
+    embedding tables), and the freed heap handed back to the OS. Peak memory stays near
+    the bfloat16 model's size (torch.ao.quantization.quantize_dynamic on a float32 model
+    needs both copies)."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
     from torch.ao.quantization import default_dynamic_qconfig
     # (parent, name) pairs only: a list holding the Linear modules themselves would keep
@@ -315,6 +316,12 @@ def _quantize_int8(model) -> None:
         setattr(parent, name, DynamicInt8Linear.from_float(layer))
         del layer
     model.float()
+    # Big embedding tables (the vocabulary's: 49,280 x 576 in SmolVLM-256M) stay bfloat16,
+    # their rows made float32 as they are looked up: half their memory, the same values.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding) and module.weight.numel() > 1_000_000:
+            module.to(torch.bfloat16)
+            module.register_forward_hook(lambda _m, _inputs, out: out.float())
     import gc
     gc.collect()
     try:   # glibc keeps freed blocks in its arenas; give them back (RSS is what robots pay)
