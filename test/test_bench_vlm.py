@@ -54,5 +54,5 @@ def test_bench_vlm_node_compares_vqa_with_the_engine_on_the_same_frame(model_dir
     report = run(model_dirs['idefics3'], 'float32', 512, 1, 4, calls=2)
     assert report['same_answers'], report      # the node answers what the engine answers
     assert report['engine_ms_median'] > 0 and report['vqa_round_trip_ms_median'] > 0
-    assert report['ratio'] == pytest.approx(
-        report['vqa_round_trip_ms_median'] / report['engine_ms_median'], abs=1e-3)
+    assert report['ratio'] == pytest.approx(   # the medians in the report are rounded
+        report['vqa_round_trip_ms_median'] / report['engine_ms_median'], rel=0.01)
