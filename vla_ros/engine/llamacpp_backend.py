@@ -23,6 +23,7 @@ import importlib.util
 import os
 import threading
 import time
+import weakref
 
 import cv2
 import numpy as np
@@ -105,6 +106,10 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError) as e:
             raise CheckpointError(f'{self.checkpoint} (+ {self.projector}): llama.cpp could '
                                   f'not load it: {e}') from e
+        # Free llama.cpp's model when the engine goes, or at exit while sys.stdout is still
+        # open (Llama.__del__ at interpreter teardown prints a traceback: it redirects
+        # stdout, already closed then, to silence llama.cpp).
+        self.close = weakref.finalize(self, self.llm.close)
 
     # -- the API ----------------------------------------------------------------------------
     def answer(self, image: np.ndarray, question: str, bgr: bool = False,
