@@ -6,19 +6,15 @@ Where it is installed, the tiny random SmolVLM of the transformers tests is conv
 GGUF with llama.cpp's own converter and served: answers equal llama-cpp-python's own
 non-streamed chat completion for the same messages, over /vqa as well.
 """
-import threading
-
-import numpy as np
 import pytest
 
 from vla_ros.engine import (GenerationCanceled, GenerationTimeout, make_engine,
                             resolve_backend)
 from vla_ros.engine.llamacpp_backend import gguf_files, llamacpp_available
+from vla_ros.engine.openai_backend import chat_messages
 from vla_ros.errors import CheckpointError
+from test_engine_transformers import IMAGE, MAX_NEW_TOKENS, QUESTION, vqa_over_dds
 
-QUESTION = 'what color is the shape?'
-MAX_NEW_TOKENS = 8
-IMAGE = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
 needs_llamacpp = pytest.mark.skipif(not llamacpp_available(),
                                     reason='llama-cpp-python not installed (opt-in: '
                                     'scripts/setup.sh --with llamacpp)')
@@ -66,7 +62,7 @@ def engine(gguf_dir):
 def reference(engine, text: str) -> str:
     """llama-cpp-python's own answer: one non-streamed, greedy chat completion."""
     reply = engine.llm.create_chat_completion(
-        messages=engine.messages(engine._data_url(IMAGE, False), text),
+        messages=chat_messages(engine._data_url(IMAGE, False), text),
         max_tokens=MAX_NEW_TOKENS, temperature=0.0, seed=0)
     return reply['choices'][0]['message']['content'].strip()
 
@@ -97,24 +93,5 @@ def test_streaming_cancel_and_deadline(gguf_dir, engine):
 
 @needs_llamacpp
 def test_vqa_service_node_serves_a_gguf_model_over_dds(ros_executor, gguf_dir, engine):
-    from rclpy.parameter import Parameter
-
-    from vla_ros.ros.image_conversion import rgb_to_image
-    from vla_ros.ros.vqa_service_node import VQAServiceNode
-    from vla_ros.srv import VQA
-    rclpy = pytest.importorskip('rclpy')
-    params = {'model': gguf_dir, 'backend': 'auto', 'max_new_tokens': MAX_NEW_TOKENS}
-    node = VQAServiceNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-    ros_executor.add_node(node)
-    assert node.engine.backend == 'llamacpp'
-    probe = rclpy.create_node('llamacpp_probe')
-    ros_executor.add_node(probe)
-    client = probe.create_client(VQA, 'vqa')
-    assert client.wait_for_service(timeout_sec=20), 'vqa service never appeared'
-    done = threading.Event()
-    future = client.call_async(VQA.Request(question=QUESTION, image=rgb_to_image(IMAGE)))
-    future.add_done_callback(lambda _: done.set())
-    assert done.wait(60), 'no /vqa response'
-    response = future.result()
-    assert response.success, response.error
+    response = vqa_over_dds(ros_executor, gguf_dir, 'llamacpp', QUESTION, IMAGE, timeout=60)
     assert response.answer == reference(engine, QUESTION)

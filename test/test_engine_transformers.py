@@ -237,28 +237,36 @@ def test_cli_ask_with_a_hugging_face_model(model_dirs, capsys):
     assert reply['text'] == reference(model_dirs['llava'], 'llava', QUESTION)
 
 
-def test_vqa_service_node_serves_a_transformers_model_over_dds(ros_executor, model_dirs):
+def vqa_over_dds(ros_executor, model: str, backend: str, question: str, image,
+                 timeout: float = 20.0):
+    """The response of a vqa_service node serving `model` (backend auto, which must pick
+    `backend`) to one /vqa call with `image`, over DDS."""
     from rclpy.parameter import Parameter
 
     from vla_ros.ros.image_conversion import rgb_to_image
     from vla_ros.ros.vqa_service_node import VQAServiceNode
     from vla_ros.srv import VQA
     rclpy = pytest.importorskip('rclpy')
-    params = {'model': model_dirs['idefics3'], 'backend': 'auto',
-              'max_new_tokens': MAX_NEW_TOKENS}
+    params = {'model': model, 'backend': 'auto', 'max_new_tokens': MAX_NEW_TOKENS}
     node = VQAServiceNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     ros_executor.add_node(node)
-    assert node.engine.backend == 'transformers'
-    probe = rclpy.create_node('transformers_probe')
+    assert node.engine.backend == backend
+    probe = rclpy.create_node(f'{backend}_probe')
     ros_executor.add_node(probe)
     client = probe.create_client(VQA, 'vqa')
     assert client.wait_for_service(timeout_sec=20), 'vqa service never appeared'
     done = threading.Event()
-    future = client.call_async(VQA.Request(question=QUESTION, image=rgb_to_image(IMAGE)))
+    future = client.call_async(VQA.Request(question=question, image=rgb_to_image(image)))
     future.add_done_callback(lambda _: done.set())
-    assert done.wait(20), 'no /vqa response'
+    assert done.wait(timeout), 'no /vqa response'
     response = future.result()
     assert response.success, response.error
+    return response
+
+
+def test_vqa_service_node_serves_a_transformers_model_over_dds(ros_executor, model_dirs):
+    response = vqa_over_dds(ros_executor, model_dirs['idefics3'], 'transformers', QUESTION,
+                            IMAGE)
     assert response.answer == reference(model_dirs['idefics3'], 'idefics3', QUESTION)
 
 

@@ -1,11 +1,13 @@
 """`vla-ros bench-vlm`: how fast and how big pretrained vision-language models are on this
-machine through the transformers backend, at their real architectures' sizes.
+machine through the transformers backend (and, for `gguf-*` weights, the llamacpp one), at
+their real architectures' sizes.
 
 No weights can be downloaded here, so each architecture (engine/hf_random.py: SmolVLM-256M,
 SmolVLM-500M, PaliGemma-3B) is built once with random weights in its real on-disk format
 and cached under `--work`. Speed and memory depend on the shapes, not on the values; the
 answers of random weights mean nothing and are not reported. End-of-sequence is switched
-off so every reply is exactly `--new-tokens` long.
+off in transformers so every reply is exactly `--new-tokens` long (llama.cpp's replies
+report their token counts in `reply_tokens`).
 
 Every configuration (architecture x image budget x threads x weights) runs in a fresh
 Python process, so its memory is its own: the TransformersEngine is loaded, asked once to
@@ -144,7 +146,7 @@ def run(architectures, threads=(1, 2), weights=('float32', 'int8'), budgets=None
                                         'image_max_side': side})})
                     print(json.dumps(results[-1]), file=sys.stderr)
     return {'what': 'random weights at the real architectures\' sizes (answers not '
-                    'meaningful); transformers backend, greedy, end-of-sequence off',
+                    'meaningful); greedy; transformers: end-of-sequence off',
             'new_tokens': new_tokens, 'runs': runs, 'results': results, **machine_info()}
 
 

@@ -17,7 +17,6 @@ llama-cpp-python builds llama.cpp from source (about 13 minutes on 2 cores), so 
 part of the default install: `scripts/setup.sh --with llamacpp`. Without it, this backend
 refuses to start with that sentence.
 """
-import base64
 import glob
 import importlib.util
 import os
@@ -25,12 +24,11 @@ import threading
 import time
 import weakref
 
-import cv2
 import numpy as np
 
 from ..errors import CheckpointError
-from ..preprocess import fit_within, to_rgb
 from .api import Engine, GenerationCanceled, GenerationTimeout, TextResult
+from .openai_backend import chat_messages, png_data_url
 
 CAPTION_PROMPT = 'Describe this image in one sentence.'
 INSTALL_HINT = ('llama-cpp-python is not installed: run `scripts/setup.sh --with llamacpp` '
@@ -128,25 +126,15 @@ class LlamaCppEngine(Engine):
         self.unsupported('follow instructions', 'the llamacpp backend has no grounding yet')
 
     # -- the reply --------------------------------------------------------------------------
-    def messages(self, data_url: str, text: str) -> list:
-        """The chat messages of one request (also what a reference call sends)."""
-        return [{'role': 'user', 'content': [
-            {'type': 'image_url', 'image_url': {'url': data_url}},
-            {'type': 'text', 'text': text}]}]
-
     def _data_url(self, image: np.ndarray, bgr: bool) -> str:
-        rgb = to_rgb(image, bgr)
-        if self.image_max_side:
-            rgb = fit_within(rgb, self.image_max_side)
-        _ok, png = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        return 'data:image/png;base64,' + base64.b64encode(png.tobytes()).decode()
+        return png_data_url(image, bgr, self.image_max_side)
 
     def _chat(self, data_url: str, text: str, on_text) -> TextResult:
         start = time.perf_counter()
         reply, tokens, first = '', 0, None
         with self._lock:
             stream = self.llm.create_chat_completion(
-                messages=self.messages(data_url, text), max_tokens=self.max_new_tokens,
+                messages=chat_messages(data_url, text), max_tokens=self.max_new_tokens,
                 temperature=0.0, stream=True, seed=0)
             try:
                 for chunk in stream:     # one chunk per token after the role's

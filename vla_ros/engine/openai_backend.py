@@ -67,16 +67,10 @@ class OpenAIEngine(Engine):
 
     # -- the request ------------------------------------------------------------------------
     def _data_url(self, image: np.ndarray, bgr: bool) -> str:
-        rgb = to_rgb(image, bgr)
-        if self.image_max_side:
-            rgb = fit_within(rgb, self.image_max_side)
-        ok, png = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        return 'data:image/png;base64,' + base64.b64encode(png.tobytes()).decode()
+        return png_data_url(image, bgr, self.image_max_side)
 
     def _chat(self, data_url: str, text: str) -> TextResult:
-        body = {'messages': [{'role': 'user', 'content': [
-                    {'type': 'image_url', 'image_url': {'url': data_url}},
-                    {'type': 'text', 'text': text}]}],
+        body = {'messages': chat_messages(data_url, text),
                 'max_tokens': self.max_new_tokens, 'temperature': 0, 'logprobs': True}
         if self.remote_model:
             body['model'] = self.remote_model
@@ -122,6 +116,22 @@ class OpenAIEngine(Engine):
             time.sleep(min(0.2 * 2 ** attempt, max(0.0, left)))
         raise ServerError(f'{self.url}{path}: {problem or "no reply"} (after '
                           f'{self.retries + 1} attempts; is the server running?)')
+
+
+def png_data_url(image: np.ndarray, bgr: bool, max_side: int) -> str:
+    """A frame as a lossless PNG data URL, scaled to `max_side` first (0: as it is)."""
+    rgb = to_rgb(image, bgr)
+    if max_side:
+        rgb = fit_within(rgb, max_side)
+    _ok, png = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return 'data:image/png;base64,' + base64.b64encode(png.tobytes()).decode()
+
+
+def chat_messages(data_url: str, text: str) -> list:
+    """One user message: the image, then the text (the chat-completions format, which
+    llama-cpp-python's chat handlers take too)."""
+    return [{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': data_url}},
+                                         {'type': 'text', 'text': text}]}]
 
 
 def _timed_out(e: Exception) -> bool:

@@ -89,14 +89,10 @@ class ActionControl:
                                                  name=f'{node.get_name()}_watchdog')
         self._watchdog_thread.start()
 
-    def close(self, reason: str = 'node shutting down', keep_action_server: bool = False):
-        """End a running goal and stop the watchdog thread (before the node and its
-        publishers are destroyed). `keep_action_server`: the goal's result still goes out
-        and the server rejects new goals until its owner destroys it (managed.py)."""
-        if keep_action_server:
-            self.goals.close(reason)
-        else:
-            self.goals.destroy(reason)
+    def close(self, reason: str = 'node shutting down'):
+        """End a running goal (its server then rejects goals; the node destroys it) and
+        stop the watchdog thread (before the node and its publishers are destroyed)."""
+        self.goals.close(reason)
         self._closed.set()
         self._watchdog_thread.join(timeout=1.0)
 

@@ -51,10 +51,6 @@ class AskGoals:
             if not goal.finished.done():
                 goal.finished.set_result(Ask.Result(success=False, error=reason))
 
-    def destroy(self, reason: str = 'node shutting down'):
-        self.close(reason)
-        self.server.destroy()
-
     def _on_goal(self, request) -> GoalResponse:
         if self.closed:
             self.node.get_logger().warning('ask goal rejected: the node is not active')

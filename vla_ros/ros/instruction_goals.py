@@ -60,10 +60,6 @@ class InstructionGoals:
         self.closed = True
         self._finish(Result.STOPPED, reason)
 
-    def destroy(self, reason: str = 'node shutting down'):
-        self.close(reason)
-        self.server.destroy()
-
     # -- server callbacks ---------------------------------------------------------------------
     def _on_goal(self, request) -> GoalResponse:
         if self.closed:

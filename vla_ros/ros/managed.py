@@ -124,7 +124,7 @@ class Managed:
         return super().on_activate(state)
 
     def on_deactivate(self, state):
-        self._unserve(self._entities, 'node deactivated', final=False)
+        self._unserve(self._entities, 'node deactivated', keep_action_servers=True)
         self._entities = None
         return super().on_deactivate(state)
 
@@ -134,11 +134,11 @@ class Managed:
         return SUCCESS
 
     def on_shutdown(self, state):
-        self._undo_all('node shut down', final=False)
+        self._undo_all('node shut down', keep_action_servers=True)
         return SUCCESS
 
     def on_error(self, state):
-        self._undo_all('lifecycle error', final=False)
+        self._undo_all('lifecycle error', keep_action_servers=True)
         return SUCCESS
 
     def destroy_node(self):
@@ -147,10 +147,10 @@ class Managed:
         return super().destroy_node()
 
     # -- helpers -----------------------------------------------------------------------------
-    def _unserve(self, entities, reason: str, final: bool = True):
-        self.quiet(reason, final)
+    def _unserve(self, entities, reason: str, keep_action_servers: bool = False):
+        self.quiet(reason)
         if entities is not None:
-            kept = entities.destroy(keep_action_servers=not final)
+            kept = entities.destroy(keep_action_servers)
             self._lingering = [*self._lingering, *kept]
 
     def _retire_action_servers(self):
@@ -163,9 +163,9 @@ class Managed:
             release_engine(self.engine)
             self.engine = None
 
-    def _undo_all(self, reason: str, final: bool = True):
+    def _undo_all(self, reason: str, keep_action_servers: bool = False):
         if self._entities is not None:
-            self._unserve(self._entities, reason, final)
+            self._unserve(self._entities, reason, keep_action_servers)
             self._entities = None
         self._release()
 

@@ -5,6 +5,7 @@ subscriptions, publishers, services, actions, timers) and `quiet(reason)` (stop 
 runs on its own threads); destroying the node quiets it first."""
 import time
 
+from rclpy.action import ActionServer
 from rclpy.node import Node
 
 from .params import declare_parameters, param_values
@@ -34,11 +35,15 @@ class ModelNode(Node):
     def serve(self):
         raise NotImplementedError
 
-    def quiet(self, reason: str, final: bool = True):
-        """Stop what runs on its own and end running goals with `reason`; not `final`
-        (managed.py): action servers stay so those goals' results still go out."""
+    def quiet(self, reason: str):
+        """Stop what runs on its own and end running goals with `reason` (their action
+        servers stay, rejecting goals: whoever destroys the node's entities destroys them,
+        so a managed node can still send those results, managed.py)."""
         raise NotImplementedError
 
     def destroy_node(self):
         self.quiet('node destroyed')
+        for waitable in list(self.waitables):   # Node.destroy_node leaves action servers
+            if isinstance(waitable, ActionServer):
+                waitable.destroy()
         return super().destroy_node()

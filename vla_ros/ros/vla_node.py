@@ -89,9 +89,8 @@ class VLANode(ModelNode):
         self.get_logger().info(f"listening on {self.camera.topics()}, captions at "
                                f"{p['caption_rate']:g} Hz")
 
-    def quiet(self, reason: str, final: bool = True):
-        """Zero velocity, the running goal ended, the watchdog and batcher threads stopped
-        (not `final`: the action server stays to send that goal's result)."""
+    def quiet(self, reason: str):
+        """Zero velocity, the running goal ended, the watchdog and batcher threads stopped."""
         batcher, self.batcher = self.batcher, None
         if batcher is not None:
             batcher.close()
@@ -102,7 +101,7 @@ class VLANode(ModelNode):
                 actions.stop(reason)
             except Exception as e:  # noqa: BLE001 - e.g. the context is already gone
                 self.get_logger().warning(f'could not send zero velocity: {e}')
-            actions.close(reason, keep_action_server=not final)
+            actions.close(reason)
 
     # -- captions ---------------------------------------------------------------------------
     def _set_caption_rate(self, rate: float):

@@ -54,12 +54,12 @@ class VQAServiceNode(ModelNode):
                                f'model {self.engine.checkpoint}; frames from '
                                f'{self.camera.topics()}')
 
-    def quiet(self, reason: str, final: bool = True):
-        """Running `ask` goals ended with `reason` (their server gone if `final`); queued
-        `vqa` calls answered 'node shutting down', the batcher's thread stopped."""
+    def quiet(self, reason: str):
+        """Running `ask` goals ended with `reason`; queued `vqa` calls answered 'node
+        shutting down', the batcher's thread stopped."""
         ask, self.ask = self.ask, None
         if ask is not None:
-            ask.destroy(reason) if final else ask.close(reason)
+            ask.close(reason)
         batcher, self.batcher = self.batcher, None
         if batcher is not None:
             batcher.close()
