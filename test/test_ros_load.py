@@ -26,3 +26,14 @@ def test_fifty_clients_every_request_answered_while_captions_keep_coming():
     assert report['succeeded'] == report['requests'], report['errors']
     assert report['camera_frames_published_per_s'] > 10
     assert report['captions_per_s'] > 1
+
+
+def test_the_floor_runs_the_same_load_against_a_service_without_a_model():
+    run = subprocess.run([sys.executable, '-m', 'vla_ros.cli', 'load-test', '--json', '--floor',
+                          '--clients', '4', '--calls', '3'],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert report['service'] == 'empty (floor)' and report['max_batch'] is None
+    assert report['responses'] == report['requests'] == 12
+    assert report['succeeded'] == 12 and report['vqa_batches_by_size'] is None

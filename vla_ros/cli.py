@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError as e:
             raise SystemExit(f'error: load-test needs ROS 2 ({e}); run scripts/setup.sh, '
                              'then source scripts/env.sh')
-        sys.exit(load_test(args.clients, args.calls, args.json, args.max_batch))
+        sys.exit(load_test(args.clients, args.calls, args.json, args.max_batch, args.floor))
 
     t = sub.add_parser('load-test', help='many concurrent /vqa clients against the real node '
                        'processes: requests vs responses, latency, captions meanwhile')
@@ -337,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--json', action='store_true', help='print JSON')
     t.add_argument('--max-batch', dest='max_batch', type=int, default=64,
                    help="the vqa node's max_batch (1 = one call at a time, no batching)")
+    t.add_argument('--floor', action='store_true',
+                   help='the same load against a VQA service that answers at once (no '
+                        'model): what rclpy and DDS alone reach on this machine')
     t.set_defaults(func=cmd_load_test)
 
     # parsed by bench_vlm.main itself (see main() below); listed here for --help

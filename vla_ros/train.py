@@ -26,6 +26,7 @@ from .model import ModelConfig, VLAModel
 from .model.checkpoint import load_checkpoint, save_checkpoint
 from .training.actions import action_loss, pointer_target, step_demonstrations  # noqa: F401
 from .training.batches import BatchMaker
+from .training.patch_labels import PatchProbe, patch_targets
 
 
 @dataclass
@@ -46,6 +47,10 @@ class TrainConfig:
     # 0 renders every frame anew.
     scene3d_pool: int = 0
     val_scene3d_images: int = 0          # 3D frames (validation seeds) scored at each eval
+    # Weight of the patch-label loss on the 3D frames: linear probes on the encoder's patch
+    # features predict the colour and shape the segmentation shows in each patch
+    # (training/patch_labels.py); 0 = off.
+    patch_label_weight: float = 0.0
     world: str = '2d'                    # the demonstrations' simulator: '2d' or '3d'
     # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed
     # into the first steps they held VQA at the question-only floor (67% after 750 steps),
@@ -115,9 +120,10 @@ def init_model(cfg: 'TrainConfig'):
 
 
 def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker,
-                    history: dict) -> torch.Tensor:
-    """Text loss on one VQA/caption batch, plus the action loss when the step has actions."""
-    images, groups = batches.make()
+                    history: dict, probe=None) -> torch.Tensor:
+    """Text loss on one VQA/caption batch, plus the action loss when the step has actions
+    and the patch-label loss when there is a probe."""
+    images, groups, pixels = batches.make()
     n_act = cfg.action_samples_per_step
     if n_act:
         act = step_demonstrations(model, tokenizer, cfg, rng)
@@ -137,6 +143,11 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
         a_loss = action_loss(model, act_visual, patches[-n_act:], act, cfg.pointer_loss_weight)
         history['action_loss'].append(a_loss.item())
         loss = loss + cfg.action_loss_weight * a_loss
+    if probe is not None and pixels is not None:
+        index, classes = pixels
+        p_loss = probe.loss(patches[index], *patch_targets(classes, model.cfg.patch_pixels))
+        history['patch_loss'].append(p_loss.item())
+        loss = loss + cfg.patch_label_weight * p_loss
     return loss
 
 
@@ -180,12 +191,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.frozen_backbone:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith('action.'))
+    # the probe is trained beside the model and not saved (training/patch_labels.py)
+    probe = PatchProbe(model.cfg.dim) if cfg.patch_label_weight > 0 \
+        and not cfg.frozen_backbone else None
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if probe is not None:
+        trained += [(f'probe.{n}', p) for n, p in probe.named_parameters()]
     decay = [p for n, p in trained if p.ndim >= 2 and 'pos' not in n]
     no_decay = [p for n, p in trained if p.ndim < 2 or 'pos' in n]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                              {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
-    history = {'loss': [], 'text_loss': [], 'action_loss': [], 'val_step': [], 'val_accuracy': [],
+    history = {'loss': [], 'text_loss': [], 'action_loss': [], 'patch_loss': [],
+               'val_step': [], 'val_accuracy': [],
                'val3d_vqa': [], 'val3d_captions': []}
     start = time.time()
     bar = tqdm(range(cfg.steps), disable=not progress, desc='train', unit='step')
@@ -199,7 +216,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             loss = action_step_loss(model, tokenizer, cfg, rng, history)
         else:
             model.train()
-            loss = joint_step_loss(model, tokenizer, cfg, rng, batches, history)
+            loss = joint_step_loss(model, tokenizer, cfg, rng, batches, history, probe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -251,7 +268,7 @@ def plot_curves(history: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name in ('text_loss', 'action_loss'):
+    for name in ('text_loss', 'action_loss', 'patch_loss'):
         loss = np.array(history[name])
         if len(loss) == 0:
             continue

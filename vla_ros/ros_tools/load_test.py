@@ -7,9 +7,15 @@ _first_call). Counts requests, responses (success or error) and calls that got n
 within `call_timeout`; reports round-trip percentiles, and the frames and captions that
 flowed meanwhile. Nothing is asserted here: the test
 (test/test_ros_load.py) and the README read the report.
+
+`floor=True` (`--floor`) puts the empty VQA service (bench_empty_service.py: answers at
+once, no model) on `vqa` instead of `vqa_service`, with everything else the same: the
+calls per second rclpy and the DDS middleware reach on this machine without any model
+work, the ceiling for the real service.
 """
 import json
 import os
+import sys
 import threading
 import time
 
@@ -22,8 +28,8 @@ from ..msg import Caption
 from ..srv import VQA
 from ..ros.params import CLIENT_QOS, qos_profile
 from ..ros.runner import call_and_wait, make_executor
-from .bench_harness import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
-                            START_TIMEOUT_S, start_node)
+from .bench_harness import (BenchError, Camera, camera_frames, Child, isolate_dds,
+                            percentiles_ms, START_TIMEOUT_S, start_node)
 
 QUESTION = 'what color is the shape?'
 BATCHES_KEY = 'vqa batches (by size)'      # in the vqa_service node's diagnostics
@@ -81,8 +87,9 @@ def _client_worker(client, calls, timeout, results, lock):
 
 def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
                   call_timeout: float = 30.0, caption_rate: float = 30.0,
-                  max_batch: int = 64) -> dict:
-    """The report (see the module doc); `max_batch` is the vqa node's (1 = no batching)."""
+                  max_batch: int = 64, floor: bool = False) -> dict:
+    """The report (see the module doc); `max_batch` is the vqa node's (1 = no batching);
+    `floor`: the empty service instead of vqa_service."""
     if clients < 1 or calls < 1:
         raise BenchError('--clients and --calls must be >= 1')
     isolate_dds()
@@ -90,8 +97,10 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
     children = []
     executor = node = camera = None
     try:
-        children = [start_node('vqa_service', {'max_batch': max_batch}),
-                    start_node('vla_node', {'caption_rate': caption_rate})]
+        service = Child('empty_vqa', [sys.executable, '-m', f'{__package__}.bench_empty_service',
+                                      '--ros-args', '-r', 'empty_vqa:=vqa']) if floor \
+            else start_node('vqa_service', {'max_batch': max_batch})
+        children = [service, start_node('vla_node', {'caption_rate': caption_rate})]
         node = LoadClient(clients)
         executor = make_executor()
         executor.add_node(node)
@@ -140,6 +149,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
     round_trips = [r[0] * 1000 for r in results if r[0] is not None]
     errors = sorted({r[2] for r in results if r[0] is not None and not r[1]})
     return {
+        'service': 'empty (floor)' if floor else 'vqa_service',
         'clients': clients, 'calls_per_client': calls, 'requests': clients * calls,
         'responses': len(round_trips),
         'succeeded': sum(1 for r in results if r[1]),
@@ -152,7 +162,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
         'calls_per_s': round(len(round_trips) / window, 1),
         'camera_frames_published_per_s': round(frames / window, 1),
         'captions_per_s': round(captions / window, 1),
-        'max_batch': max_batch,
+        'max_batch': None if floor else max_batch,
         'vqa_batches_by_size': batches,
         'machine': {'cores': os.cpu_count()},
     }
@@ -166,9 +176,10 @@ def _batches_after(node, t: float, timeout: float = 3.0):
     return node.batches[1] if node.batches[0] >= t else None
 
 
-def main(clients: int = 50, calls: int = 20, as_json: bool = False, max_batch: int = 64) -> int:
+def main(clients: int = 50, calls: int = 20, as_json: bool = False, max_batch: int = 64,
+         floor: bool = False) -> int:
     try:
-        report = run_load_test(clients, calls, max_batch=max_batch)
+        report = run_load_test(clients, calls, max_batch=max_batch, floor=floor)
     except BenchError as e:
         print(f'vla-ros load-test: {e}')
         return 1
@@ -176,7 +187,8 @@ def main(clients: int = 50, calls: int = 20, as_json: bool = False, max_batch: i
         print(json.dumps(report, indent=2))
     else:
         rt = report['round_trip_ms']
-        print(f"{report['clients']} clients x {report['calls_per_client']} calls: "
+        print(f"{report['service']}: {report['clients']} clients x "
+              f"{report['calls_per_client']} calls: "
               f"{report['requests']} requests, {report['responses']} responses "
               f"({report['succeeded']} succeeded, {report['unanswered']} unanswered) "
               f"in {report['window_s']} s; round trip p50 {rt['p50']} ms, p95 {rt['p95']} ms, "
@@ -194,6 +206,7 @@ if __name__ == '__main__':
     parser.add_argument('--calls', type=int, default=20)
     parser.add_argument('--json', action='store_true')
     parser.add_argument('--max-batch', type=int, default=64)
+    parser.add_argument('--floor', action='store_true')
     arguments = parser.parse_args()
     raise SystemExit(main(arguments.clients, arguments.calls, arguments.json,
-                          arguments.max_batch))
+                          arguments.max_batch, arguments.floor))

@@ -38,6 +38,7 @@ class LabelledFrame:
     seen: tuple
     seed: int
     view: SceneView = None      # the ground truth the questions came from
+    pixel_classes: np.ndarray = None   # (S, S) uint8 (training/patch_labels.py), if asked for
 
 
 def viewpoint(world: World3D, rng: np.random.Generator) -> Pose:
@@ -66,9 +67,12 @@ def _free(world: World3D, p: Pose) -> bool:
 def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
                     questions_per_frame: int = 8, frames_per_world: int = 4,
                     seed_start: int = None, held_out_wordings: bool = False,
-                    held_out_style: bool = False, types=TYPES):
+                    held_out_style: bool = False, types=TYPES, pixel_labels: bool = False):
     """Yield `count` LabelledFrames. With seed_start None, world seeds are drawn from the
-    training range; otherwise they are seed_start, seed_start + 1, ... (evaluation)."""
+    training range; otherwise they are seed_start, seed_start + 1, ... (evaluation).
+    pixel_labels: also each pixel's palette class (one more segmentation render)."""
+    if pixel_labels:
+        from ..training.patch_labels import pixel_classes
     made, k = 0, 0
     while made < count:
         seed = int(rng.integers(EVAL_SEED_START)) if seed_start is None else seed_start + k
@@ -81,8 +85,10 @@ def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
                 image = world.render(image_size, image_size)
                 qa = scene_questions(world, rng, questions_per_frame, held_out_wordings,
                                      view=view, types=types) if questions_per_frame else []
+                classes = pixel_classes(world.segmentation(image_size, image_size),
+                                        world.shapes) if pixel_labels else None
                 yield LabelledFrame(image, qa, caption_of(view),
-                                    tuple(o.name for o in view.seen), seed, view)
+                                    tuple(o.name for o in view.seen), seed, view, classes)
                 made += 1
         finally:
             world.close()
@@ -97,18 +103,20 @@ class FramePool:
     """
 
     def __init__(self, rng: np.random.Generator, size: int, image_size: int = 96,
-                 questions_per_frame: int = 8):
+                 questions_per_frame: int = 8, pixel_labels: bool = False):
         self.rng, self.size, self.image_size = rng, size, image_size
-        self.questions_per_frame = questions_per_frame
+        self.questions_per_frame, self.pixel_labels = questions_per_frame, pixel_labels
         self.frames = []
 
     def draw(self, n: int) -> list:
         """n LabelledFrames drawn with replacement, each with fresh questions."""
         if not self.frames:
-            self.frames = list(labelled_frames(self.rng, self.size, self.image_size, 0))
+            self.frames = list(labelled_frames(self.rng, self.size, self.image_size, 0,
+                                               pixel_labels=self.pixel_labels))
         out = []
         for k in self.rng.integers(len(self.frames), size=n):
             f = self.frames[k]
             qa = scene_questions(None, self.rng, self.questions_per_frame, view=f.view)
-            out.append(LabelledFrame(f.image, qa, f.caption, f.seen, f.seed, f.view))
+            out.append(LabelledFrame(f.image, qa, f.caption, f.seen, f.seed, f.view,
+                                     f.pixel_classes))
         return out

@@ -71,7 +71,9 @@ class BatchMaker:
         return to_model_input(frame), objects_after_letterbox(objects, width, 64, left)
 
     def make(self):
-        images, seqs = [], []
+        """-> (images (B, S, S, 3) uint8, [(ids, labels, image index)] per length group,
+        pixel classes: (image indices, (n, S, S) uint8) of the 3D frames, or None)."""
+        images, seqs, labelled, classes = [], [], [], []
         for _ in range(self.cfg.easy_vqa_images_per_step):
             i = self._next_easy_vqa()
             img, objects = self._augment(self.split.images[i], self.split.objects[i])
@@ -95,6 +97,9 @@ class BatchMaker:
             pairs = [(tok.QUESTION, q, a) for q, a, _type in frame.questions]
             pairs.append((tok.CAPTION, '', frame.caption))
             seqs += [(len(images), p) for p in pairs]
+            if frame.pixel_classes is not None:
+                labelled.append(len(images))
+                classes.append(frame.pixel_classes)
             images.append(frame.image)
         images = [to_model_input(img, self.image_size) for img in images]
         encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
@@ -102,7 +107,8 @@ class BatchMaker:
         short = [e for e in encoded if len(e[1][0]) <= SHORT_SEQUENCE]
         long = [e for e in encoded if len(e[1][0]) > SHORT_SEQUENCE]
         groups = [self._pad(g) for g in (short, long) if g]
-        return torch.from_numpy(np.stack(images)), groups
+        pixels = (torch.tensor(labelled), np.stack(classes)) if labelled else None
+        return torch.from_numpy(np.stack(images)), groups, pixels
 
     def _frames_3d(self, n: int):
         """n labelled frames of the 3D arena (training seeds and styles)."""
@@ -111,10 +117,13 @@ class BatchMaker:
         if self._draw3d is None:   # a pool of renders, or every frame rendered anew
             from ..sim3d.training_frames import FramePool, labelled_frames
             size, questions = self.image_size, self.cfg.scene3d_questions_per_image
+            pixel_labels = self.cfg.patch_label_weight > 0
             if self.cfg.scene3d_pool:
-                self._draw3d = FramePool(self.rng, self.cfg.scene3d_pool, size, questions).draw
+                self._draw3d = FramePool(self.rng, self.cfg.scene3d_pool, size, questions,
+                                         pixel_labels).draw
             else:
-                endless = labelled_frames(self.rng, 1 << 62, size, questions)
+                endless = labelled_frames(self.rng, 1 << 62, size, questions,
+                                          pixel_labels=pixel_labels)
                 self._draw3d = lambda k: list(itertools.islice(endless, k))
         return self._draw3d(n)
 
