@@ -154,3 +154,17 @@ def test_decoder_patches_puts_every_patch_after_the_queries():
     from vla_ros.evaluate import encode_images    # what training validation calls
     frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8).numpy()
     assert encode_images(m, frames, batch=2).shape == (3, 68, 32)
+
+
+def test_rows_sharing_an_image_by_index_equal_rows_with_copies_of_it():
+    """Training passes each image once and the image of every question (visual_index):
+    same logits and gradients as repeating the image's tokens for every question."""
+    m = tiny_model(decoder_patches=True).train()
+    visual = torch.randn(3, m.cfg.visual_tokens, 32, requires_grad=True)
+    ids = torch.randint(0, 300, (7, 6))
+    index = torch.tensor([0, 0, 1, 2, 2, 2, 0])
+    copied, indexed = m(visual[index], ids), m(visual, ids, index)
+    assert torch.allclose(copied, indexed, atol=1e-6)
+    g_copied = torch.autograd.grad(copied.square().mean(), visual)[0]
+    g_indexed = torch.autograd.grad(indexed.square().mean(), visual)[0]
+    assert torch.allclose(g_copied, g_indexed, atol=1e-6)

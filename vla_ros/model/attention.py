@@ -80,8 +80,11 @@ class LatentAttention(nn.Module):
         return k, v
 
     def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None,
-                cache: Optional[Tuple[torch.Tensor, int]] = None):
+                cache: Optional[Tuple[torch.Tensor, int]] = None,
+                context_index: Optional[torch.Tensor] = None):
         """x: (B, T, dim). cache: (latent (B, S, cache_width), position of its first token).
+        context_index (B,): row b attends to context[context_index[b]] (several rows share
+        one image's context, whose K and V are then expanded once).
 
         Returns (output (B, T, dim), new cache). The new cache is None for cross-attention.
         """
@@ -106,6 +109,8 @@ class LatentAttention(nn.Module):
                 keep = self.window - 1
                 new_cache = (latent[:, S - keep:], start + S - keep)
         k, v = self.keys_values(latent)
+        if context_index is not None:
+            k, v = k[context_index], v[context_index]
         q = self.query(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)  # (B, h, T, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask,
                                            is_causal=is_causal)         # (B, h, T, hd)

@@ -20,9 +20,9 @@ class MultiModalCausalAttention(nn.Module):
                                     causal=True, window=cfg.decoder_window)
         self.visual = LatentAttention(cfg.dim, cfg.heads, cfg.kv_heads, cfg.kv_rank, cfg.q_rank)
 
-    def forward(self, x, visual, cache=None):
+    def forward(self, x, visual, cache=None, visual_index=None):
         text, cache = self.text(x, cache=cache)
-        image, _ = self.visual(x, context=visual)
+        image, _ = self.visual(x, context=visual, context_index=visual_index)
         return text + image, cache
 
 
@@ -34,14 +34,15 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.dim)
         self.ffn = FeedForward(cfg.dim, cfg.mlp_ratio)
 
-    def forward(self, x, visual, cache=None):
-        a, cache = self.attn(self.norm1(x), visual, cache)
+    def forward(self, x, visual, cache=None, visual_index=None):
+        a, cache = self.attn(self.norm1(x), visual, cache, visual_index)
         x = x + a
         return x + self.ffn(self.norm2(x)), cache
 
 
 class TextDecoder(nn.Module):
-    """Token ids (B, T) + visual tokens (B, Q, dim) -> hidden states (B, T, dim)."""
+    """Token ids (B, T) + visual tokens (B, Q, dim) -> hidden states (B, T, dim); or
+    visual tokens of fewer images (I, Q, dim) and visual_index (B,): the image of each row."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -53,7 +54,7 @@ class TextDecoder(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
         self.norm = nn.LayerNorm(cfg.dim)
 
-    def forward(self, ids, visual, caches=None, pos: int = 0):
+    def forward(self, ids, visual, caches=None, pos: int = 0, visual_index=None):
         """`pos` is the position of ids[:, 0]; caches holds one entry per layer (or None)."""
         T = ids.shape[1]
         assert pos + T <= self.max_len, f'text longer than max_text_len={self.max_len}'
@@ -61,7 +62,7 @@ class TextDecoder(nn.Module):
         caches = caches or [None] * len(self.layers)
         new_caches = []
         for layer, cache in zip(self.layers, caches):
-            x, cache = layer(x, visual, cache)
+            x, cache = layer(x, visual, cache, visual_index)
             new_caches.append(cache)
         return self.norm(x), new_caches
 

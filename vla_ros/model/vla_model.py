@@ -37,9 +37,12 @@ class VLAModel(nn.Module):
             visual = torch.cat([visual, self.patch_norm(patches)], 1)
         return visual, patches
 
-    def forward(self, visual: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T)."""
-        hidden, _ = self.decoder(ids, visual)
+    def forward(self, visual: torch.Tensor, ids: torch.Tensor,
+                visual_index: torch.Tensor = None) -> torch.Tensor:
+        """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T); visual is
+        (B, Q, dim), or (I, Q, dim) for I images and visual_index (B,) the image of each row
+        (the images' K and V are then computed once, not once per question)."""
+        hidden, _ = self.decoder(ids, visual, visual_index=visual_index)
         return self.decoder.logits(hidden)
 
     def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None,
