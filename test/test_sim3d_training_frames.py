@@ -54,3 +54,18 @@ def test_a_frame_pool_renders_once_and_asks_new_questions_each_draw():
     assert len({tuple(f.questions) for f in again}) > 1, 'each draw asks new questions'
     for f in first:
         assert named_objects(f.caption) == set(f.seen) and len(f.questions) == 8
+
+
+def test_a_pool_rendered_by_two_processes_holds_the_same_frames_as_by_one():
+    from vla_ros.sim3d import training_frames
+    one = training_frames.FramePool(np.random.default_rng(4), 7, image_size=32, workers=1)
+    two = training_frames.FramePool(np.random.default_rng(4), 7, image_size=32, workers=2)
+    old = training_frames.CHUNK
+    training_frames.CHUNK = 3      # three chunks, so two processes share them
+    try:
+        a, b = one.render(), two.render()
+    finally:
+        training_frames.CHUNK = old
+    assert len(a) == len(b) == 7
+    for x, y in zip(a, b):
+        assert x.seed == y.seed and np.array_equal(x.image, y.image) and x.caption == y.caption

@@ -94,25 +94,52 @@ def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
             world.close()
 
 
+CHUNK = 250     # frames per pool chunk: each chunk has its own random stream
+
+
+def _render_chunk(seed: int, count: int, image_size: int, pixel_labels: bool) -> list:
+    """One pool chunk: `count` LabelledFrames (no questions) from the stream `seed`."""
+    return list(labelled_frames(np.random.default_rng(seed), count, image_size, 0,
+                                pixel_labels=pixel_labels))
+
+
 class FramePool:
     """`size` rendered training frames, asked fresh questions every time one is drawn.
 
-    Rendering is most of a 3D frame's cost; a pool renders each frame once (lazily, on
-    the first draw) and training draws from it, every draw with newly sampled questions
-    about the frame's SceneView, so the model sees new questions but not new pixels.
+    Rendering is most of a 3D frame's cost; a pool renders each frame once (on the first
+    draw) and training draws from it, every draw with newly sampled questions about the
+    frame's SceneView, so the model sees new questions but not new pixels. The pool is
+    rendered in chunks of CHUNK frames, each from its own seed drawn from `rng`, by
+    `workers` processes: the frames are the same whatever the number of workers.
     """
 
     def __init__(self, rng: np.random.Generator, size: int, image_size: int = 96,
-                 questions_per_frame: int = 8, pixel_labels: bool = False):
+                 questions_per_frame: int = 8, pixel_labels: bool = False, workers: int = 1):
         self.rng, self.size, self.image_size = rng, size, image_size
         self.questions_per_frame, self.pixel_labels = questions_per_frame, pixel_labels
+        self.workers = max(1, int(workers))
         self.frames = []
+
+    def render(self) -> list:
+        """Every frame of the pool, rendered now (draw() calls it the first time)."""
+        counts = [min(CHUNK, self.size - k) for k in range(0, self.size, CHUNK)]
+        seeds = [int(s) for s in self.rng.integers(1 << 62, size=len(counts))]
+        jobs = [(seed, n, self.image_size, self.pixel_labels) for seed, n in zip(seeds, counts)]
+        if self.workers == 1 or len(jobs) == 1:
+            chunks = [_render_chunk(*job) for job in jobs]
+        else:   # spawned, not forked: each worker opens its own EGL context
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(min(self.workers, len(jobs)),
+                                     mp_context=multiprocessing.get_context('spawn')) as pool:
+                chunks = list(pool.map(_render_chunk, *zip(*jobs)))
+        self.frames = [f for chunk in chunks for f in chunk]
+        return self.frames
 
     def draw(self, n: int) -> list:
         """n LabelledFrames drawn with replacement, each with fresh questions."""
         if not self.frames:
-            self.frames = list(labelled_frames(self.rng, self.size, self.image_size, 0,
-                                               pixel_labels=self.pixel_labels))
+            self.render()
         out = []
         for k in self.rng.integers(len(self.frames), size=n):
             f = self.frames[k]

@@ -120,7 +120,7 @@ class BatchMaker:
             pixel_labels = self.cfg.patch_label_weight > 0
             if self.cfg.scene3d_pool:
                 self._draw3d = FramePool(self.rng, self.cfg.scene3d_pool, size, questions,
-                                         pixel_labels).draw
+                                         pixel_labels, workers=self.cfg.threads).draw
             else:
                 endless = labelled_frames(self.rng, 1 << 62, size, questions,
                                           pixel_labels=pixel_labels)
