@@ -11,6 +11,7 @@ import platform
 import random
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -106,6 +107,15 @@ def start_node(name: str, params: dict, remap=()) -> Child:
     for r in remap:
         cmd += ['-r', r]
     return Child(name, cmd)
+
+
+def start_empty_vqa(service: str = 'empty_vqa') -> Child:
+    """The VQA service that answers at once (bench_empty_service.py, no model) as its own
+    process, serving `service`."""
+    cmd = [sys.executable, '-m', f'{__package__}.bench_empty_service']
+    if service != 'empty_vqa':
+        cmd += ['--ros-args', '-r', f'empty_vqa:={service}']
+    return Child('empty_vqa', cmd)
 
 
 # -- spinning, calls and statistics ---------------------------------------------------------

@@ -31,9 +31,9 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from .bench_backends import run_backend_benchmark
-from .bench_harness import (BenchError, CAMERA_HZ, camera_frames, CAPTION_RATE, Child,
-                            isolate_dds, machine_info, NODE_THREADS, start_node, status_mb,
-                            TARGET_P50_MS, wait_for, WARMUP_CALLS)
+from .bench_harness import (BenchError, CAMERA_HZ, camera_frames, CAPTION_RATE, isolate_dds,
+                            machine_info, NODE_THREADS, start_empty_vqa, start_node,
+                            status_mb, TARGET_P50_MS, wait_for, WARMUP_CALLS)
 from .bench_latency import bench_captions, bench_vqa
 from .bench_memory import bench_memory
 from .bench_report import backend_summary, summary
@@ -61,7 +61,7 @@ def run_benchmark(calls: int = 300, duration: float = 10.0) -> dict:
         # Both services start together (start-up is mostly `import torch`); the cached
         # frame may be as old as the run, hence max_frame_age 0 (no limit).
         vqa = start_node('vqa_service', {'threads': NODE_THREADS, 'max_frame_age': 0.0})
-        empty = Child('empty_vqa', [sys.executable, '-m', f'{__package__}.bench_empty_service'])
+        empty = start_empty_vqa()
         children += [vqa, empty]
         report['vqa'] = bench_vqa(executor, node, vqa, empty, calls, cached, request_image)
         report['memory'] = {'vqa_service': status_mb(vqa.pid),

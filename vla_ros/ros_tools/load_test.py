@@ -15,7 +15,6 @@ work, the ceiling for the real service.
 """
 import json
 import os
-import sys
 import threading
 import time
 
@@ -28,8 +27,8 @@ from ..msg import Caption
 from ..srv import VQA
 from ..ros.params import CLIENT_QOS, qos_profile
 from ..ros.runner import call_and_wait, make_executor
-from .bench_harness import (BenchError, Camera, camera_frames, Child, isolate_dds,
-                            percentiles_ms, START_TIMEOUT_S, start_node)
+from .bench_harness import (BenchError, Camera, camera_frames, isolate_dds, percentiles_ms,
+                            START_TIMEOUT_S, start_empty_vqa, start_node)
 
 QUESTION = 'what color is the shape?'
 BATCHES_KEY = 'vqa batches (by size)'      # in the vqa_service node's diagnostics
@@ -97,8 +96,7 @@ def run_load_test(clients: int = 50, calls: int = 20, camera_hz: float = 30.0,
     children = []
     executor = node = camera = None
     try:
-        service = Child('empty_vqa', [sys.executable, '-m', f'{__package__}.bench_empty_service',
-                                      '--ros-args', '-r', 'empty_vqa:=vqa']) if floor \
+        service = start_empty_vqa('vqa') if floor \
             else start_node('vqa_service', {'max_batch': max_batch})
         children = [service, start_node('vla_node', {'caption_rate': caption_rate})]
         node = LoadClient(clients)
