@@ -9,10 +9,9 @@ pytest.importorskip('mujoco')
 
 from vla_ros.data.vocabulary import COLOR_NAMES  # noqa: E402
 from vla_ros.sim3d.scene import SHAPES_3D  # noqa: E402
-from vla_ros.sim3d.training_frames import labelled_frames  # noqa: E402
+from vla_ros.sim3d.training_frames import labelled_frames, NONE, pixel_classes  # noqa: E402
 from vla_ros.sim3d.world3d import World3D  # noqa: E402
-from vla_ros.training.patch_labels import (  # noqa: E402
-    NONE, PatchProbe, patch_targets, pixel_classes)
+from vla_ros.training.patch_labels import PatchProbe, patch_targets  # noqa: E402
 
 
 def frame_with_objects(min_seen: int = 2):
@@ -60,16 +59,15 @@ def test_patch_targets_are_pixel_shares_where_the_seen_objects_are():
 
 
 def test_the_probe_loss_falls_when_trained_on_patch_features():
-    f = frame_with_objects()
-    colour, shape = patch_targets(f.pixel_classes[None], patch=8)
+    classes = frame_with_objects().pixel_classes[None]
     torch.manual_seed(0)
     features = torch.randn(1, 144, 32, requires_grad=True)
     probe = PatchProbe(32)
     opt = torch.optim.Adam([features, *probe.parameters()], lr=0.05)
-    first = probe.loss(features, colour, shape).item()
+    first = probe.loss(features, classes, patch=8).item()
     for _ in range(60):
         opt.zero_grad()
-        loss = probe.loss(features, colour, shape)
+        loss = probe.loss(features, classes, patch=8)
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first

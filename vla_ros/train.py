@@ -26,7 +26,6 @@ from .model import ModelConfig, VLAModel
 from .model.checkpoint import load_checkpoint, save_checkpoint
 from .training.actions import action_loss, pointer_target, step_demonstrations  # noqa: F401
 from .training.batches import BatchMaker
-from .training.patch_labels import PatchProbe, patch_targets
 
 
 @dataclass
@@ -145,7 +144,7 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
         loss = loss + cfg.action_loss_weight * a_loss
     if probe is not None and pixels is not None:
         index, classes = pixels
-        p_loss = probe.loss(patches[index], *patch_targets(classes, model.cfg.patch_pixels))
+        p_loss = probe.loss(patches[index], classes, model.cfg.patch_pixels)
         history['patch_loss'].append(p_loss.item())
         loss = loss + cfg.patch_label_weight * p_loss
     return loss
@@ -191,9 +190,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.frozen_backbone:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith('action.'))
-    # the probe is trained beside the model and not saved (training/patch_labels.py)
-    probe = PatchProbe(model.cfg.dim) if cfg.patch_label_weight > 0 \
-        and not cfg.frozen_backbone else None
+    probe = None     # trained beside the model, not saved (training/patch_labels.py)
+    if cfg.patch_label_weight > 0 and not cfg.frozen_backbone:
+        from .training.patch_labels import PatchProbe
+        probe = PatchProbe(model.cfg.dim)
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if probe is not None:
         trained += [(f'probe.{n}', p) for n, p in probe.named_parameters()]

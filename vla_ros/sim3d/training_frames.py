@@ -19,15 +19,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.vocabulary import COLOR_NAMES
 from ..sim.evaluate import EVAL_SEED_START   # seeds from here on: evaluation only
 from ..sim.world import Pose
 from .captions import caption_of, observe, SceneView
 from .language import scene_questions, TYPES
+from .scene import SHAPES_3D
 from .world3d import World3D
 
 AIMED_FRACTION = 0.75           # viewpoints looking at an object (the rest: random poses)
 AIM_DISTANCE = (0.4, 3.0)       # m from the aimed-at object
 AIM_JITTER = 0.45               # rad, std of the heading around the aimed-at object
+NONE = 0        # pixel class: floor, walls, sky, clutter, the robot
+N_COLOURS, N_SHAPES = len(COLOR_NAMES), len(SHAPES_3D)
 
 
 @dataclass
@@ -38,7 +42,18 @@ class LabelledFrame:
     seen: tuple
     seed: int
     view: SceneView = None      # the ground truth the questions came from
-    pixel_classes: np.ndarray = None   # (S, S) uint8 (training/patch_labels.py), if asked for
+    pixel_classes: np.ndarray = None   # (S, S) uint8 (pixel_classes below), if asked for
+
+
+def pixel_classes(segmentation: np.ndarray, shapes) -> np.ndarray:
+    """(H, W) object index or -1 -> (H, W) uint8: NONE, or 1 + colour * N_SHAPES + shape
+    for a pixel of a palette object (clutter counts as NONE); training/patch_labels.py
+    turns these into per-patch targets."""
+    lookup = np.zeros(len(shapes) + 1, np.uint8)        # index -1 -> slot 0 -> NONE
+    for i, s in enumerate(shapes):
+        if not s.clutter:
+            lookup[i + 1] = 1 + COLOR_NAMES.index(s.color) * N_SHAPES + SHAPES_3D.index(s.shape)
+    return lookup[segmentation + 1]
 
 
 def viewpoint(world: World3D, rng: np.random.Generator) -> Pose:
@@ -71,8 +86,6 @@ def labelled_frames(rng: np.random.Generator, count: int, image_size: int = 96,
     """Yield `count` LabelledFrames. With seed_start None, world seeds are drawn from the
     training range; otherwise they are seed_start, seed_start + 1, ... (evaluation).
     pixel_labels: also each pixel's palette class (one more segmentation render)."""
-    if pixel_labels:
-        from ..training.patch_labels import pixel_classes
     made, k = 0, 0
     while made < count:
         seed = int(rng.integers(EVAL_SEED_START)) if seed_start is None else seed_start + k

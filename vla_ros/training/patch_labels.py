@@ -9,31 +9,19 @@ on these soft targets; the probes are thrown away after training (they are not p
 of the checkpoint), what stays is an encoder whose patches say which colour and shape
 they show.
 
-    classes = pixel_classes(world.segmentation(96, 96), world.shapes)   # (96, 96) uint8
+    classes = pixel_classes(world.segmentation(96, 96), world.shapes)   # sim3d/training_frames
     colour, shape = patch_targets(np.stack([classes]), patch=8)       # (1, 144, 9), (1, 144, 5)
     probe = PatchProbe(dim=96)
-    loss = probe.loss(patches, colour, shape)                         # patches (1, 144, 96)
+    loss = probe.loss(patches, np.stack([classes]), patch=8)          # patches (1, 144, 96)
+
+Imports the simulator (mujoco): train.py imports this module only when the loss is on.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.vocabulary import COLOR_NAMES
-from ..sim3d.scene import SHAPES_3D
-
-NONE = 0    # pixel class: floor, walls, sky, clutter, the robot
-N_COLOURS, N_SHAPES = len(COLOR_NAMES), len(SHAPES_3D)
-
-
-def pixel_classes(segmentation: np.ndarray, shapes) -> np.ndarray:
-    """(H, W) object index or -1 -> (H, W) uint8: NONE, or 1 + colour * N_SHAPES + shape
-    for a pixel of a palette object (clutter counts as NONE)."""
-    lookup = np.zeros(len(shapes) + 1, np.uint8)        # index -1 -> slot 0 -> NONE
-    for i, s in enumerate(shapes):
-        if not s.clutter:
-            lookup[i + 1] = 1 + COLOR_NAMES.index(s.color) * N_SHAPES + SHAPES_3D.index(s.shape)
-    return lookup[segmentation + 1]
+from ..sim3d.training_frames import N_COLOURS, N_SHAPES
 
 
 def patch_targets(classes: np.ndarray, patch: int):
@@ -61,8 +49,9 @@ class PatchProbe(nn.Module):
         self.colour = nn.Linear(dim, N_COLOURS + 1)
         self.shape = nn.Linear(dim, N_SHAPES + 1)
 
-    def loss(self, patches: torch.Tensor, colour: torch.Tensor,
-             shape: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of both probes against the soft targets (B, N, classes)."""
+    def loss(self, patches: torch.Tensor, classes: np.ndarray, patch: int) -> torch.Tensor:
+        """Mean cross-entropy of both probes on patches (B, N, dim) against the soft
+        targets of the frames' pixel classes (B, H, W) on a `patch`-pixel grid."""
+        colour, shape = patch_targets(classes, patch)
         return (F.cross_entropy(self.colour(patches).flatten(0, 1), colour.flatten(0, 1))
                 + F.cross_entropy(self.shape(patches).flatten(0, 1), shape.flatten(0, 1)))
