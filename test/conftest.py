@@ -42,6 +42,18 @@ def rclpy_init():
         rclpy.try_shutdown()
 
 
+SPIN_EXIT_S = 60.0
+
+
+def _join_spin_thread(thread):
+    """Wait for a fixture's spin thread to leave spin_until_future_complete. Destroying
+    nodes under an executor that is still spinning them is what rclpy does not support
+    (ros2/rclpy#663), so a thread still in a callback after a minute fails the test
+    rather than being raced."""
+    thread.join(timeout=SPIN_EXIT_S)
+    assert not thread.is_alive(), f'{thread.name} still spinning {SPIN_EXIT_S} s after done'
+
+
 @pytest.fixture
 def ros_executor(rclpy_init):
     """The nodes' executor (runner.make_executor) spinning in a background thread.
@@ -64,7 +76,7 @@ def ros_executor(rclpy_init):
     finally:
         nodes = executor.get_nodes()
         done.set_result(None)
-        thread.join(timeout=5.0)
+        _join_spin_thread(thread)
         executor.shutdown()
         for node in nodes:
             node.destroy_node()
@@ -91,7 +103,7 @@ def executor_pair(rclpy_init):
         nodes = [n for e in executors for n in e.get_nodes()]
         done.set_result(None)
         for e, t in zip(executors, threads):
-            t.join(timeout=5.0)
+            _join_spin_thread(t)
             e.shutdown()
         for node in nodes:
             node.destroy_node()
