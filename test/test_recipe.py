@@ -34,6 +34,18 @@ def test_the_shipped_recipe_chains_its_stages(tmp_path):
     assert any(cfg.world == '3d' and cfg.action_samples_per_step for _, cfg in stages)
 
 
+def test_a_candidate_trains_and_reports_beside_itself_not_over_the_shipped_model():
+    recipe = Recipe.load(os.path.join(REPO, 'config', 'recipe_shipped.yaml'))
+    candidate = recipe.elsewhere('models/candidate')
+    assert (candidate.out, candidate.work, candidate.model_card) == (
+        'models/candidate', os.path.join('models/candidate', 'stages'),
+        os.path.join('models/candidate', 'MODEL_CARD.md'))
+    assert candidate.stages == recipe.stages
+    assert (recipe.out, recipe.work, recipe.model_card) == (
+        'models/vla_tiny', 'models/recipe', 'models/MODEL_CARD.md')   # untouched
+    assert recipe.elsewhere('models/vla_tiny/') is recipe    # the shipped place: as written
+
+
 def test_a_stage_that_starts_from_an_unknown_stage_is_refused(tmp_path):
     recipe = shipped(tmp_path)
     recipe.stages = {'a': {'steps': 1}, 'b': {'init_from': 'nope'}}

@@ -52,7 +52,7 @@ def cmd_train_recipe(args):
     overrides = {k: getattr(args, k) for k in ('steps', 'seed', 'threads', 'max_minutes')
                  if getattr(args, k) is not None}
     if args.out:
-        recipe.out = args.out
+        recipe = recipe.elsewhere(args.out)
     results = run_recipe(recipe, overrides, from_stage=args.from_stage)
     print(json.dumps({k: results[k] for k in ('recipe', 'evaluation_seconds')}))
 

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -47,6 +47,15 @@ class Recipe:
         base = os.path.splitext(os.path.basename(path))[0]
         data.setdefault('name', base[len('recipe_'):] if base.startswith('recipe_') else base)
         return cls(**data)
+
+    def elsewhere(self, out: str) -> 'Recipe':
+        """The same stages shipped to `out` instead (a candidate, `--out`): its stages
+        train in <out>/stages and its results go to <out>/MODEL_CARD.md, so a candidate
+        neither resumes from nor overwrites the shipped checkpoint's work or model card."""
+        if os.path.normpath(out) == os.path.normpath(self.out):
+            return self
+        card = os.path.join(out, 'MODEL_CARD.md') if self.model_card else ''
+        return replace(self, out=out, work=os.path.join(out, 'stages'), model_card=card)
 
 
 def stage_configs(recipe: Recipe, overrides: dict = None, caps: dict = None) -> list:
