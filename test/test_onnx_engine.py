@@ -174,3 +174,29 @@ def test_read_only_frames_are_encoded_once_and_writable_ones_every_time(engines,
         assert encoded == [1, 1, 1]
     finally:
         engine._encode = real
+
+
+def test_the_batch_1_graphs_compute_what_the_any_batch_graphs_do(engines, split):
+    """One frame runs on sessions whose batch axis is fixed at 1 (OnnxEngine): every graph's
+    outputs there equal the any-batch session's, and a frame's row of a batch of three."""
+    engine = engines[1]
+    frames = np.concatenate([engine.pixels(split.images[i]) for i in range(3)])
+    visual, patches = engine.encode(frames)                        # any-batch sessions
+    with pytest.raises(Exception, match='pixels'):                 # batch 1 is fixed there
+        engine.single_sessions['image_encoder'].run(None, {'pixels': frames})
+    prompt = np.array([[1, 5, 9, 12]], np.int64)
+    for b in range(3):
+        one_visual, one_patches = engine.encode(frames[b:b + 1])   # batch-1 sessions
+        np.testing.assert_allclose(one_visual, visual[b:b + 1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(one_patches, patches[b:b + 1], rtol=1e-4, atol=1e-5)
+        single = engine.single_sessions['decoder_step'].run(
+            None, {'ids': prompt, 'visual': one_visual, 'past': engine._no_past})
+        anyb = engine.sessions['decoder_step'].run(
+            None, {'ids': prompt, 'visual': one_visual, 'past': engine._no_past})
+        for a, s in zip(anyb, single):
+            np.testing.assert_allclose(s, a, rtol=1e-4, atol=1e-5)
+        feeds = {'last_hidden': single[1], 'patches': one_patches}
+        head = [engine.single_sessions['action_head'], engine.sessions['action_head']]
+        outs = [h.run(None, {i.name: feeds[i.name] for i in h.get_inputs()}) for h in head]
+        for a, s in zip(*outs):
+            np.testing.assert_allclose(s, a, rtol=1e-4, atol=1e-5)
