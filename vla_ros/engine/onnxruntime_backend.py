@@ -28,7 +28,8 @@ from ..onnx_manifest import default_onnx_dir, read_manifest
 
 def session_options(threads: int, batch: int = None) -> ort.SessionOptions:
     """Sequential execution on `threads` intra-op threads that never busy-wait; `batch`
-    fixes the graphs' symbolic batch axis (see OnnxEngine)."""
+    fixes the graphs' symbolic batch axis ('batch' in onnx_export.DYNAMIC_AXES; see
+    OnnxEngine)."""
     options = ort.SessionOptions()
     if batch is not None:
         options.add_free_dimension_override_by_name('batch', batch)
