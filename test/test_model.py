@@ -168,3 +168,25 @@ def test_rows_sharing_an_image_by_index_equal_rows_with_copies_of_it():
     g_copied = torch.autograd.grad(copied.square().mean(), visual)[0]
     g_indexed = torch.autograd.grad(indexed.square().mean(), visual)[0]
     assert torch.allclose(g_copied, g_indexed, atol=1e-6)
+
+
+@pytest.mark.parametrize('depth,sees_column_14', [(1, False), (2, True)])
+def test_a_deeper_stem_widens_what_each_patch_sees(depth, sees_column_14):
+    """patch_size 3 on a 96 px frame: patch (0, 0) covers pixels 0-11; a depth-1 stem
+    lets it see up to column 11 (15 px receptive field), a depth-2 stem up to column 17."""
+    m = tiny_model(image_size=96, patch_size=3, stem_depth=depth)
+    assert m.cfg.num_patches == 64
+    vision = m.vision
+    x = torch.zeros(1, 3, 96, 96)
+    changed = x.clone()
+    changed[0, :, 0, 14] = 1.0
+
+    def patch00(pixels):
+        return vision.patch(vision.stem(pixels))[0, :, 0, 0]
+
+    with torch.no_grad():
+        assert vision.stem(x).shape == (1, 16, 24, 24)
+        assert (not torch.equal(patch00(x), patch00(changed))) == sees_column_14
+        changed_near = x.clone()
+        changed_near[0, :, 0, 11] = 1.0                  # inside the patch: always seen
+        assert not torch.equal(patch00(x), patch00(changed_near))

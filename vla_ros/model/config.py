@@ -9,6 +9,7 @@ class ModelConfig:
     vocab_size: int = 512            # set from the tokenizer
     image_size: int = 64             # frames are letterboxed to this square
     stem_channels: int = 32          # conv stem: 64x64 -> 32x32 -> 16x16
+    stem_depth: int = 1              # convs per stem stage (the first of each has stride 2)
     patch_size: int = 2              # patch embedding on the stem output: 16x16 -> 8x8 tokens
     dim: int = 96                    # width of every transformer
     heads: int = 4

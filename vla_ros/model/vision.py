@@ -6,17 +6,24 @@ from .blocks import EncoderBlock
 
 
 class ConvStem(nn.Sequential):
-    """Two stride-2 3x3 convolutions: (B, 3, H, W) -> (B, 2c, H/4, W/4).
+    """Two stride-2 3x3 convolutions: (B, 3, H, W) -> (B, 2c, H/4, W/4), each followed by
+    `depth - 1` stride-1 3x3 convolutions at the same width.
 
-    Cheap local edge/colour features; shapes of a few pixels survive the patching.
+    depth 1: cheap local edge/colour features (the 2D model). depth 2: every patch sees
+    27 px instead of 15 (with patch_size 3), enough to tell a cube from a cylinder a few
+    pixels wide in the perspective view (the shape probe's CNN does it, the depth-1 stem
+    does not: model card, "The third 3D run").
     """
 
-    def __init__(self, channels: int):
-        super().__init__(
-            nn.Conv2d(3, channels, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(channels), nn.GELU(),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(2 * channels), nn.GELU())
+    def __init__(self, channels: int, depth: int = 1):
+        assert depth >= 1, 'stem depth must be at least 1'
+        layers = []
+        for c_in, c_out in ((3, channels), (channels, 2 * channels)):
+            for k in range(depth):
+                layers += [nn.Conv2d(c_in if k == 0 else c_out, c_out, 3, stride=2 if k == 0
+                                     else 1, padding=1, bias=False),
+                           nn.BatchNorm2d(c_out), nn.GELU()]
+        super().__init__(*layers)
 
 
 def sincos_2d(side: int, dim: int) -> torch.Tensor:
@@ -35,7 +42,7 @@ class VisionEncoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.image_size = cfg.image_size
-        self.stem = ConvStem(cfg.stem_channels)
+        self.stem = ConvStem(cfg.stem_channels, cfg.stem_depth)
         self.patch = nn.Conv2d(2 * cfg.stem_channels, cfg.dim, cfg.patch_size, cfg.patch_size)
         # where each patch is: a fixed 2D code (captions and "where" answers need it from
         # the first step) plus a learned correction
