@@ -129,3 +129,23 @@ def test_explain_writes_attention_maps_of_the_documented_size(small_dir, tmp_pat
     failed = vla_ros('explain', '--image', str(tmp_path / 'none.png'), '--question', 'x',
                      '--out', str(out), check=False)
     assert failed.returncode != 0 and 'cannot read an image' in failed.stderr
+
+
+def test_bench_compares_checkpoints_on_onnxruntime_and_refuses_a_missing_export(tmp_path):
+    """--compare on ONNX Runtime (e.g. a 3D candidate against the shipped model): one
+    report per checkpoint, timed in one run; a checkpoint without an export is refused."""
+    from vla_ros.engine.api import default_checkpoint
+    shipped = default_checkpoint()
+    report = json.loads(vla_ros('bench', '--backend', 'onnxruntime', '--runs', '3',
+                                '--compare', shipped, '--json').stdout)
+    assert [e['backend'] for e in report['engines']] == ['onnxruntime'] * 2
+    assert all(e['act_ms']['p50'] > 0 and e['answer_ms']['p50'] > 0
+               for e in report['engines'])
+    shutil.copytree(shipped, tmp_path / 'no_export',
+                    ignore=shutil.ignore_patterns('onnx'))
+    refused = vla_ros('bench', '--backend', 'onnxruntime', '--runs', '3', '--compare',
+                      str(tmp_path / 'no_export'), check=False)
+    assert refused.returncode != 0 and 'onnx' in refused.stderr.lower()
+    assert 'Traceback' not in refused.stderr
+    wrong = vla_ros('bench', '--backend', 'both', '--compare', shipped, check=False)
+    assert wrong.returncode != 0 and '--compare' in wrong.stderr

@@ -99,18 +99,24 @@ def cmd_bench(args):
     from .bench import benchmark_backends, benchmark_engine, benchmark_engines, machine_info
     if args.backend is None:   # a --model directory: whatever runs it; else the torch model
         args.backend = 'auto' if args.model else 'torch'
+    if args.compare and args.backend not in ('torch', 'onnxruntime'):
+        raise SystemExit('error: --compare times bundled checkpoints (use --backend torch or '
+                         'onnxruntime)')
     if args.backend == 'both':   # torch and ONNX Runtime timed in one run, alternating
         report = benchmark_backends([_engine(args, 'torch'), _engine(args, 'onnxruntime')],
                                     runs=args.runs, threads=args.threads)
         print(json.dumps(report, indent=1) if args.json else
               '\n'.join(f'{k}: {v}' for k, v in report.items()))
         return
-    if args.compare and args.backend != 'torch':
-        raise SystemExit('error: --compare times torch checkpoints (use --backend torch)')
     engine = _engine(args)
-    if args.compare:   # e.g. the attention ablation: both timed in one run, alternating
-        from .engine import InferenceEngine
-        others = [InferenceEngine(path, threads=args.threads) for path in args.compare]
+    if args.compare:   # e.g. the attention ablation: all timed in one run, alternating
+        from .engine import make_engine
+        from .errors import CheckpointError
+        try:
+            others = [make_engine(path, threads=args.threads, backend=args.backend)
+                      for path in args.compare]
+        except CheckpointError as e:
+            raise SystemExit(f'error: {e}')
         reports = benchmark_engines([engine] + others, runs=args.runs)
         report = {'engines': reports, 'runs': args.runs, 'threads': args.threads,
                   **machine_info()}
@@ -238,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     'at batch 1')))
     b.add_argument('--runs', type=int, default=300)
     b.add_argument('--compare', nargs='+', metavar='CHECKPOINT',
-                   help='also time these checkpoints, alternating with the first')
+                   help='also time these checkpoints on the same backend (torch or '
+                   'onnxruntime), alternating call by call with the first')
     b.add_argument('--backend', choices=('auto', 'torch', 'onnxruntime', 'transformers',
                                          'llamacpp',
                                          'both'),
