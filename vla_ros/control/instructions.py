@@ -19,10 +19,14 @@ families in `find`: the 2D arena finds its rectangle for a cube (so "the grey bo
 works there), the 3D world its cube for a rectangle.
 
 Parsing is strict on purpose: every word must be understood, so "don't go to the red
-circle" or "go to the red circle, not the blue one" are refused rather than half-obeyed,
-and so is a target described through another object ("the cube left of the green ball":
-relations are not supported yet). A refusal is an InstructionRefused whose message says
-why.
+circle" or "go to the red circle, not the blue one" are refused rather than half-obeyed.
+One relation is understood: a target on the left or right of another object in the
+camera's view ("go to the cube left of the green ball", "face the red drum to the right of
+the blue box"); the other object is named by colour and shape, the target by its shape
+and perhaps its colour. Which object that is depends on the view when the instruction
+arrives, so only a world with a camera grounds it (World3D.find_beside); other relations
+("near", "behind", "nearest"...) are refused. A refusal is an InstructionRefused whose
+message says why.
 
 Every wording family has a *train* list and a *held-out* list (like data/questions.py):
 demonstrations only ever use the train lists, so held-out wordings measure whether the
@@ -64,8 +68,8 @@ FILLERS = {'to', 'towards', 'toward', 'at', 'the', 'a', 'an', 'and', 'please', '
 # ('left' / 'right' followed by 'of', or in an instruction naming two shapes, are relations.)
 UNSUPPORTED = {'left', 'right', 'forward', 'back', 'backward', 'slowly', 'quickly', 'around',
                'spin', 'then'}
-# Words that place the target relative to something else: refused, relations are not
-# supported yet (a target is named by its colour and shape alone).
+# Words that place the target relative to something else: refused (only 'left of' /
+# 'right of' are understood).
 RELATIONS = {'near', 'nearby', 'nearest', 'close', 'closest', 'next', 'beside', 'behind',
              'between', 'above', 'below', 'under', 'underneath', 'beneath', 'of', 'front',
              'by', 'from', 'far', 'farthest', 'furthest', 'opposite', 'among', 'beyond',
@@ -81,8 +85,9 @@ LEXICON = set(COLOR_WORDS) | {w for p in SHAPE_WORDS for w in p.split()} | set(V
 assert not (OTHER_SHAPES | RELATIONS | UNSUPPORTED) & LEXICON and not RELATIONS & UNSUPPORTED
 KNOWN_SHAPES = ('2D arena: ' + ', '.join(SHAPES) + '; 3D world: ' + ', '.join(SHAPES_3D))
 EXAMPLES = "e.g. 'go to the red circle', 'turn towards the blue cube' or 'stop'"
-NO_RELATIONS = ('relations between objects are not supported yet: name one target by its '
-                "colour and shape alone, e.g. 'go to the green ball'")
+NO_RELATIONS = ("the only relations understood are 'left of' and 'right of' another object "
+                "named by colour and shape (e.g. 'go to the cube left of the green ball'); "
+                "or name the target by its colour and shape, e.g. 'go to the green ball'")
 
 
 class InstructionRefused(ValueError):
@@ -92,12 +97,16 @@ class InstructionRefused(ValueError):
 @dataclass(frozen=True)
 class Goal:
     kind: str                      # goto | face | stop
-    color: Optional[str] = None    # canonical colour (None for stop)
+    color: Optional[str] = None    # canonical colour (None for stop; may be None with a side)
     shape: Optional[str] = None    # canonical shape (None for stop)
+    side: Optional[str] = None     # 'left' / 'right': the target is on that side of...
+    anchor: Optional[tuple] = None  # ...this (colour, shape), in the camera's view
 
     @property
     def target(self) -> str:
-        return f'{self.color} {self.shape}'
+        """'red cube', 'cube left of the green ball'."""
+        named = f'{self.color} {self.shape}' if self.color else self.shape
+        return f'{named} {self.side} of the {" ".join(self.anchor)}' if self.side else named
 
 
 def words(text: str) -> list:
@@ -105,20 +114,9 @@ def words(text: str) -> list:
     return re.findall(r'[^\W\d_]+', unicodedata.normalize('NFKC', text).lower())
 
 
-def parse_instruction(text: str) -> Goal:
-    """Instruction text -> Goal. Raises InstructionRefused with the reason."""
-    if not isinstance(text, str):
-        raise InstructionRefused(f'instruction must be text, got {type(text).__name__}')
-    if not text.strip():
-        raise InstructionRefused('instruction is empty')
-    if len(text.strip()) > MAX_CHARS:
-        raise InstructionRefused(f'instruction is {len(text.strip())} characters long; '
-                                 f'the limit is {MAX_CHARS}')
-    ws = words(text)
-    if not ws:
-        raise InstructionRefused(f'instruction has no words; {EXAMPLES}')
-    terms = []                  # (word or two-word shape phrase, canonical shape or None)
-    i = 0
+def _terms(ws: list) -> list:
+    """[(word or two-word shape phrase, canonical shape or None)]."""
+    terms, i = [], 0
     while i < len(ws):
         pair = ' '.join(ws[i:i + 2])
         if pair in SHAPE_WORDS:          # two-word synonyms: "round shape", ...
@@ -127,7 +125,19 @@ def parse_instruction(text: str) -> Goal:
         else:
             terms.append((ws[i], SHAPE_WORDS.get(ws[i])))
             i += 1
-    n_shapes = sum(shape is not None for _w, shape in terms)
+    return terms
+
+
+def _relation_at(terms: list):
+    """Index of the side word of 'left of' / 'right of', or None."""
+    for j in range(len(terms) - 1):
+        if terms[j][0] in SIDES and terms[j + 1][0] == 'of':
+            return j
+    return None
+
+
+def _read(terms: list, n_shapes: int):
+    """(action kinds, colours, shapes) named by `terms`; refuses any word it cannot use."""
     kinds, colors, shapes = set(), [], []
     for j, (w, shape) in enumerate(terms):
         following = terms[j + 1][0] if j + 1 < len(terms) else None
@@ -151,29 +161,68 @@ def parse_instruction(text: str) -> Goal:
                                      f'or stopping, is supported; {EXAMPLES}')
         else:
             raise InstructionRefused(f"unknown word '{w}'; {EXAMPLES}")
+    return kinds, colors, shapes
+
+
+def parse_instruction(text: str) -> Goal:
+    """Instruction text -> Goal. Raises InstructionRefused with the reason."""
+    if not isinstance(text, str):
+        raise InstructionRefused(f'instruction must be text, got {type(text).__name__}')
+    if not text.strip():
+        raise InstructionRefused('instruction is empty')
+    if len(text.strip()) > MAX_CHARS:
+        raise InstructionRefused(f'instruction is {len(text.strip())} characters long; '
+                                 f'the limit is {MAX_CHARS}')
+    ws = words(text)
+    if not ws:
+        raise InstructionRefused(f'instruction has no words; {EXAMPLES}')
+    terms = _terms(ws)
+    j = _relation_at(terms)
+    head, tail = (terms, []) if j is None else (terms[:j], terms[j + 2:])
+    kinds, colors, shapes = _read(head, 1 if j is not None else
+                                  sum(shape is not None for _w, shape in terms))
     if not kinds:
         raise InstructionRefused(f'no action word (go to, turn towards, stop...); {EXAMPLES}')
     if len(kinds) > 1:
         raise InstructionRefused('mixes ' + ' and '.join(sorted(kinds)) + f' actions; {EXAMPLES}')
     kind = kinds.pop()
     if kind == 'stop':
-        if colors or shapes:
+        if colors or shapes or j is not None:
             raise InstructionRefused("'stop' takes no target; to drive to a shape say "
                                      "'go to the <colour> <shape>'")
         return Goal('stop')
     if len(shapes) > 1:
         raise InstructionRefused(f'names {len(shapes)} shapes; one target at a time, and '
                                  + NO_RELATIONS)
-    if len(colors) != 1 or len(shapes) != 1:
-        raise InstructionRefused(f'name exactly one colour and one shape (got {len(colors)} '
-                                 f'colour and {len(shapes)} shape words); {EXAMPLES}')
-    return Goal(kind, colors[0], shapes[0])
+    if j is None:
+        if len(colors) != 1 or len(shapes) != 1:
+            raise InstructionRefused(f'name exactly one colour and one shape (got {len(colors)} '
+                                     f'colour and {len(shapes)} shape words); {EXAMPLES}')
+        return Goal(kind, colors[0], shapes[0])
+    side = terms[j][0]
+    if len(colors) > 1 or len(shapes) != 1:
+        raise InstructionRefused(f"name the target {side} of the other object by its shape "
+                                 f"(and colour), e.g. 'go to the cube {side} of the green ball'")
+    a_kinds, a_colors, a_shapes = _read(tail, 1)
+    if a_kinds or len(a_colors) != 1 or len(a_shapes) != 1:
+        raise InstructionRefused(f"name the object after '{side} of' by one colour and one "
+                                 f"shape, e.g. 'go to the cube {side} of the green ball'")
+    return Goal(kind, colors[0] if colors else None, shapes[0], side,
+                (a_colors[0], a_shapes[0]))
 
 
 def ground(goal: Goal, world) -> Optional[int]:
     """Index of the goal's target in `world` (None for stop). Raises InstructionRefused."""
     if goal.kind == 'stop':
         return None
+    if goal.side is not None:
+        if not hasattr(world, 'find_beside'):
+            raise InstructionRefused(f"'{goal.target}': relations between objects need a "
+                                     'camera view to be grounded in (the 3D world)')
+        try:
+            return world.find_beside(goal.color, goal.shape, goal.side, *goal.anchor)
+        except LookupError as e:      # says which part does not hold, and why
+            raise InstructionRefused(str(e)) from None
     i = world.find(goal.color, goal.shape)
     if i is None:
         raise InstructionRefused(f'there is no {goal.target} here')
@@ -214,13 +263,24 @@ def target_words(rng: np.random.Generator, color: str, shape: str) -> str:
     return f'{c} {s}'
 
 
+def goal_words(rng: np.random.Generator, goal: Goal) -> str:
+    """The words for the goal's target: 'red ball', 'cube to the left of the green ball'."""
+    if goal.side is None:
+        return target_words(rng, goal.color, goal.shape)
+    shapes = SHAPE_SYNONYMS_3D.get(goal.shape) or SHAPE_SYNONYMS.get(goal.shape, (goal.shape,))
+    named = (target_words(rng, goal.color, goal.shape) if goal.color else
+             shapes[rng.integers(len(shapes))] if rng.random() < 0.2 else goal.shape)
+    side = f'to the {goal.side} of' if rng.random() < 0.4 else f'{goal.side} of'
+    return f'{named} {side} the {target_words(rng, *goal.anchor)}'
+
+
 def instruction_text(rng: np.random.Generator, goal: Goal, held_out: bool = False) -> str:
     """A random wording of `goal` from the train (or held-out) templates."""
     templates = TEMPLATES[goal.kind][1 if held_out else 0]
     text = templates[rng.integers(len(templates))]
     if goal.kind != 'stop':
-        text = text.replace('{t}', target_words(rng, goal.color, goal.shape))
+        text = text.replace('{t}', goal_words(rng, goal))
     prefix, suffix = PREFIXES[rng.integers(len(PREFIXES))], SUFFIXES[rng.integers(len(SUFFIXES))]
     if prefix and text.startswith('please'):
         prefix = ''
-    return prefix + text + ('' if suffix == ' please' and 'please' in text else suffix)
+    return prefix + text + ('' if suffix == ' please' and 'please' in prefix + text else suffix)

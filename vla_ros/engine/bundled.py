@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import tokenizer as tok
-from ..control.instructions import parse_instruction, words
+from ..control.instructions import InstructionRefused, parse_instruction, words
 from ..preprocess import ImageError, to_model_input
 from .api import (ActionResult, Engine, finite_or_zero, GenerationCanceled, GroundingResult,
                   QuestionError, TextResult)
@@ -18,6 +18,18 @@ from .grounding import pointer_boxes
 
 REPLY_ROOM = 12   # tokens kept free after a prompt for the reply
 ENCODED_FRAMES = 4   # read-only frames whose encodings an engine remembers
+
+
+def parse_named_target(text: str):
+    """parse_instruction, with targets named through another object ("the cube left of the
+    green ball") refused: the bundled model's demonstrations name every target by its
+    colour and shape, so it was never taught to resolve one."""
+    goal = parse_instruction(text)
+    if goal.side is not None:
+        raise InstructionRefused(f"'{goal.target}': this model was not trained on targets "
+                                 "named through another object; name the target by its "
+                                 "colour and shape, e.g. 'go to the green ball'")
+    return goal
 
 
 class BundledEngine(Engine):
@@ -30,7 +42,7 @@ class BundledEngine(Engine):
     done probability)`.
     """
 
-    parse_instruction = staticmethod(parse_instruction)   # colours and shapes it knows
+    parse_instruction = staticmethod(parse_named_target)   # colours and shapes it knows
 
     def __init__(self, checkpoint: str = None, threads: int = 1, max_question_chars: int = 500):
         super().__init__(checkpoint, threads, max_question_chars)

@@ -70,9 +70,19 @@ def cmd_sim_eval(args):
     if 'stop' in kinds:
         raise SystemExit('error: --kinds: stop episodes have nothing to evaluate')
     _check_world(args)
+    if args.relations and args.world != '3d':
+        raise SystemExit('error: --relations needs --world 3d (left and right of an object '
+                         "are the robot camera's)")
     policy, checkpoint, backend = _policy(args)
+    if args.relations and args.policy == 'model':   # refused as the action loop refuses it
+        from ..control.instructions import InstructionRefused
+        try:
+            policy.engine.parse_instruction('go to the cube left of the green ball')
+        except InstructionRefused as e:
+            raise SystemExit(f'error: --relations: {e}')
     report = evaluate(policy, args.episodes, args.seed_start, kinds, args.held_out_wordings,
-                      args.time_limit, world=args.world, held_out_style=args.held_out_style)
+                      args.time_limit, world=args.world, held_out_style=args.held_out_style,
+                      relations=args.relations)
     report.update(policy=args.policy, checkpoint=checkpoint, backend=backend)
     if args.json:
         print(json.dumps(report, indent=1))
@@ -95,6 +105,10 @@ def add_sim_eval(sub):
                    help='instruction kinds, in turn (default goto)')
     p.add_argument('--held-out-wordings', dest='held_out_wordings', action='store_true',
                    help='word instructions with the held-out templates')
+    p.add_argument('--relations', action='store_true',
+                   help="with --world 3d: name each target through a neighbour in the "
+                        "robot's first view ('go to the cube left of the green ball'); "
+                        'arenas without such a pair are passed over')
     p.add_argument('--json', action='store_true', help='print JSON')
     p.set_defaults(func=cmd_sim_eval)
 

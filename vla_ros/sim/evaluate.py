@@ -119,6 +119,22 @@ def episode_goal(seed: int, kind: str = 'goto', held_out: bool = False, world: s
     return arena, goal, instruction_text(np.random.default_rng([seed, 1]), goal, held_out)
 
 
+def relational_episode_goal(arena, seed: int, kind: str = 'goto', held_out: bool = False):
+    """(Goal, text) naming a target of arena `seed` through a neighbour in the robot's first
+    view ("go to the cube left of the green ball"), or None where the view has no such
+    pair. Sets arena.target. 3D arenas only."""
+    from ..sim3d.captions import observe          # MuJoCo: only for 3D arenas
+    from ..sim3d.relations import relational_goals
+    options = relational_goals(observe(arena))
+    if not options:
+        return None
+    rng = np.random.default_rng([seed, 3])
+    target, color, shape, side, *anchor = options[rng.integers(len(options))]
+    arena.target = target
+    goal = Goal(kind, color, shape, side, tuple(anchor))
+    return goal, instruction_text(rng, goal, held_out)
+
+
 def _at_goal(world: World, goal: Goal, target: int) -> bool:
     if goal.kind == 'face':
         return abs(world.bearing(target)) <= FACE_SUCCESS
@@ -142,16 +158,23 @@ def image_size_for(policy, world: str = '2d') -> int:
 def run_episode(policy, seed: int, kind: str = 'goto', held_out: bool = False,
                 time_limit: float = TIME_LIMIT_S, image_size: Optional[int] = None,
                 instruction: str = None, on_step=None, world: str = '2d',
-                held_out_style: bool = False) -> EpisodeResult:
+                held_out_style: bool = False, relation: bool = False) -> Optional[EpisodeResult]:
     """One closed-loop episode in arena `seed` of `world` ('2d' or '3d').
 
     The instruction is a random wording of `kind` about the arena's target, or
     `instruction` (raises InstructionRefused if it does not parse or ground there).
     `on_step(world, frame, instruction, (linear, angular, done))` sees every step.
-    Frames are image_size square (default: image_size_for(policy, world)).
+    Frames are image_size square (default: image_size_for(policy, world)). `relation`
+    (3D): the target is named through a neighbour (relational_episode_goal); None where
+    the arena's first view has no such pair.
     """
     arena, goal, text = episode_goal(seed, kind, held_out, world, held_out_style)
     try:
+        if relation:
+            named = relational_episode_goal(arena, seed, kind, held_out)
+            if named is None:
+                return None
+            goal, text = named
         if instruction is not None:
             goal, text = parse_instruction(instruction), instruction
         target = arena.target = ground(goal, arena)
@@ -198,14 +221,24 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
 def evaluate(policy, episodes: int = 200, seed_start: int = EVAL_SEED_START,
              kinds=('goto',), held_out: bool = False, time_limit: float = TIME_LIMIT_S,
              image_size: Optional[int] = None, world: str = '2d',
-             held_out_style: bool = False) -> dict:
-    """Run `episodes` episodes (kinds in turn) in `world` arenas and summarise them."""
+             held_out_style: bool = False, relations: bool = False) -> dict:
+    """Run `episodes` episodes (kinds in turn) in `world` arenas and summarise them.
+    `relations` (3D): targets named through a neighbour; arenas whose first view has no
+    such pair are passed over (counted in 'seeds_without_a_relation')."""
+    if relations and world != '3d':
+        raise ValueError('relational instructions are grounded in the 3D world (world=3d)')
     size = image_size or image_size_for(policy, world)
     start = time.perf_counter()
-    results = [run_episode(policy, seed_start + k, kinds[k % len(kinds)], held_out,
-                           time_limit, size, world=world, held_out_style=held_out_style)
-               for k in range(episodes)]
+    results, seed = [], seed_start
+    while len(results) < episodes:
+        kind = kinds[len(results) % len(kinds)]
+        result = run_episode(policy, seed, kind, held_out, time_limit, size, world=world,
+                             held_out_style=held_out_style, relation=relations)
+        seed += 1
+        if result is not None:
+            results.append(result)
     return summarize(results, time.perf_counter() - start) | {
+        'relations': relations, 'seeds_without_a_relation': seed - seed_start - len(results),
         'seed_start': seed_start, 'kinds': list(kinds), 'held_out_wordings': held_out,
         'time_limit_s': time_limit, 'world': world, 'held_out_style': held_out_style,
         'image_size': size}

@@ -209,6 +209,15 @@ class World3D:
                 return i
         return None
 
+    def find_beside(self, color: Optional[str], shape: str, side: str, anchor_color: str,
+                    anchor_shape: str) -> int:
+        """Index of the only `[color] shape` left / right of the anchor in the camera's view
+        now (relations.find_beside; raises LookupError with the reason)."""
+        from .captions import observe
+        from .relations import find_beside
+        return find_beside(observe(self), color, SHAPE_FROM_VOCAB.get(shape, shape), side,
+                           anchor_color, SHAPE_FROM_VOCAB.get(anchor_shape, anchor_shape))
+
     def in_view(self, i: int, aspect: float = 1.0) -> bool:
         """Whether object i lies within the camera's horizontal field of view (ignores
         occlusion and height; visible_objects() is the ground truth)."""
