@@ -12,12 +12,17 @@ pytest.importorskip('rclpy')
 TIMEOUT_S = 180   # an upper bound against hangs on a loaded machine, not a timing check
 
 
-def numbers(tree):
-    """Every number in a nested dict/list (bools excluded)."""
+# Differences of two measurements: below 0 when noise wins (on a busy machine the empty
+# service's round trip can be the slower one, and RSS can shrink between two stages).
+DIFFERENCES = {'over_floor_p50_ms', 'paired_difference_p50_ms', 'engine_process_step_mb'}
+
+
+def numbers(tree, skip=frozenset()):
+    """Every number in a nested dict/list (bools excluded), less the keys in `skip`."""
     if isinstance(tree, dict):
-        tree = list(tree.values())
+        tree = [v for k, v in tree.items() if k not in skip]
     if isinstance(tree, list):
-        return [x for item in tree for x in numbers(item)]
+        return [x for item in tree for x in numbers(item, skip)]
     return [tree] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
 
 
@@ -30,8 +35,9 @@ def test_bench_ros_reports_every_measurement():
     assert run.returncode == 0, run.stderr[-3000:]
     r = json.loads(run.stdout)
 
-    values = numbers(r)
-    assert values and all(math.isfinite(x) and x >= 0 for x in values), r
+    assert all(math.isfinite(x) for x in numbers(r)), r
+    measured = numbers(r, DIFFERENCES)
+    assert measured and all(x >= 0 for x in measured), r
 
     for series in ('cached_frame', 'request_image_64'):
         s = r['vqa'][series]
