@@ -125,15 +125,15 @@ def test_rendered_arenas_ground_every_relation_they_offer_and_the_expert_follows
             for target, color, shape, side, *anchor in relational_goals(observe(world)):
                 goal = Goal('goto', color, shape, side, tuple(anchor))
                 assert ground(goal, world) == target
-                seen_right = world.shapes[target]
-                assert (seen_right.shape, color in (None, seen_right.color)) == (shape, True)
+                assert world.shapes[target].shape == shape
+                assert color in (None, world.shapes[target].color)
                 offered += 1
         finally:
             world.close()
     assert offered > 5
     report = evaluate(ExpertPolicy(), 6, kinds=('goto', 'face'), world='3d', relations=True)
     assert report['success_rate'] == 1.0 and report['wrong_target_rate'] == 0.0
-    assert report['relations'] and report['seeds_without_a_relation'] >= 0
+    assert report['relations'] and report['seeds_without_a_relation'] > 0   # 1e6-1e6+2
     with pytest.raises(ValueError, match='3D world'):
         evaluate(ExpertPolicy(), 1, world='2d', relations=True)
 

@@ -119,18 +119,20 @@ def episode_goal(seed: int, kind: str = 'goto', held_out: bool = False, world: s
     return arena, goal, instruction_text(np.random.default_rng([seed, 1]), goal, held_out)
 
 
+MAX_ARENAS_PER_EPISODE = 20   # relations: about 1 arena in 3 offers a pair; never loop on
+
+
 def relational_episode_goal(arena, seed: int, kind: str = 'goto', held_out: bool = False):
     """(Goal, text) naming a target of arena `seed` through a neighbour in the robot's first
     view ("go to the cube left of the green ball"), or None where the view has no such
-    pair. Sets arena.target. 3D arenas only."""
+    pair. 3D arenas only."""
     from ..sim3d.captions import observe          # MuJoCo: only for 3D arenas
     from ..sim3d.relations import relational_goals
     options = relational_goals(observe(arena))
     if not options:
         return None
     rng = np.random.default_rng([seed, 3])
-    target, color, shape, side, *anchor = options[rng.integers(len(options))]
-    arena.target = target
+    _target, color, shape, side, *anchor = options[rng.integers(len(options))]
     goal = Goal(kind, color, shape, side, tuple(anchor))
     return goal, instruction_text(rng, goal, held_out)
 
@@ -231,6 +233,9 @@ def evaluate(policy, episodes: int = 200, seed_start: int = EVAL_SEED_START,
     start = time.perf_counter()
     results, seed = [], seed_start
     while len(results) < episodes:
+        if seed - seed_start >= MAX_ARENAS_PER_EPISODE * episodes:
+            raise RuntimeError(f'{seed - seed_start} arenas gave only {len(results)} '
+                               'episodes with a relation')
         kind = kinds[len(results) % len(kinds)]
         result = run_episode(policy, seed, kind, held_out, time_limit, size, world=world,
                              held_out_style=held_out_style, relation=relations)
