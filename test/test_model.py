@@ -170,6 +170,24 @@ def test_rows_sharing_an_image_by_index_equal_rows_with_copies_of_it():
     assert torch.allclose(g_copied, g_indexed, atol=1e-6)
 
 
+def test_an_image_without_rows_and_scored_positions_only():
+    """visual_index may skip an image (it then gets no gradient), and `where` gives the
+    logits of the scored positions alone, equal to those of the full (B, T, vocab)."""
+    m = tiny_model(decoder_patches=True).train()
+    visual = torch.randn(3, m.cfg.visual_tokens, 32, requires_grad=True)
+    ids = torch.randint(0, 300, (5, 6))
+    index = torch.tensor([2, 0, 2, 2, 0])
+    where = torch.zeros(5, 6, dtype=torch.bool)
+    where[:, 3:] = True
+    where[1, 0] = True
+    full, scored = m(visual, ids, index), m(visual, ids, index, where=where)
+    assert scored.shape == (int(where.sum()), full.shape[-1])
+    assert torch.allclose(full[where], scored, atol=1e-6)
+    assert torch.allclose(full, m(visual[index], ids), atol=1e-6)
+    grad = torch.autograd.grad(scored.square().mean(), visual)[0]
+    assert torch.count_nonzero(grad[1]) == 0 and torch.count_nonzero(grad[0]) > 0
+
+
 @pytest.mark.parametrize('depth,sees_column_14', [(1, False), (2, True)])
 def test_a_deeper_stem_widens_what_each_patch_sees(depth, sees_column_14):
     """patch_size 3 on a 96 px frame: patch (0, 0) covers pixels 0-11; a depth-1 stem

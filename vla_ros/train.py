@@ -132,10 +132,10 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
         visual, act_visual = visual[:-n_act], visual[-n_act:]
     loss_sum, count = 0.0, 0
     for ids, labels, index in groups:
-        logits = model(visual, ids, index)                    # (N_seq, T, vocab)
-        loss_sum = loss_sum + F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
-                                              ignore_index=-100, reduction='sum')
-        count += int((labels != -100).sum())
+        scored = labels != -100                               # the answer tokens
+        logits = model(visual, ids, index, where=scored)      # (N_scored, vocab)
+        loss_sum = loss_sum + F.cross_entropy(logits, labels[scored], reduction='sum')
+        count += int(scored.sum())
     loss = loss_sum / count
     history['text_loss'].append(loss.item())
     if n_act:

@@ -33,6 +33,29 @@ def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, causal: bool,
     return allowed
 
 
+def attend_by_context(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      index: torch.Tensor) -> torch.Tensor:
+    """Cross-attention in which row b of q (B, h, T, hd) attends to k[index[b]] and
+    v[index[b]] (k, v: (I, h, S, hd)), without a copy of K and V per row: the rows of each
+    context are laid end to end as one query sequence of that context (padded to the
+    busiest one). That is the same attention, since no query attends to another, and in
+    training, where a dozen questions share an image, it skips the per-row K/V copies
+    and the zero-filled gradients they cost (most of a step's attention time).
+    Returns (B, h, T, hd)."""
+    B, h, T, hd = q.shape
+    n_contexts = k.shape[0]
+    counts = torch.bincount(index, minlength=n_contexts)
+    order = torch.argsort(index, stable=True)
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(index)
+    slot[order] = torch.arange(B) - first[index[order]]     # each row's rank in its context
+    R = int(counts.max())
+    grouped = q.new_zeros(n_contexts, R, h, T, hd).index_put((index, slot), q)
+    grouped = grouped.permute(0, 2, 1, 3, 4).reshape(n_contexts, h, R * T, hd)
+    y = F.scaled_dot_product_attention(grouped, k, v)                   # (I, h, R*T, hd)
+    return y.view(n_contexts, h, R, T, hd).permute(0, 2, 1, 3, 4)[index, slot]
+
+
 class LatentAttention(nn.Module):
     """Multi-head attention with low-rank latent K/V, grouped K/V heads and an optional window.
 
@@ -109,9 +132,10 @@ class LatentAttention(nn.Module):
                 keep = self.window - 1
                 new_cache = (latent[:, S - keep:], start + S - keep)
         k, v = self.keys_values(latent)
-        if context_index is not None:
-            k, v = k[context_index], v[context_index]
         q = self.query(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)  # (B, h, T, hd)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask,
-                                           is_causal=is_causal)         # (B, h, T, hd)
+        if context_index is not None:                 # cross-attention, no mask
+            y = attend_by_context(q, k, v, context_index)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask,
+                                               is_causal=is_causal)     # (B, h, T, hd)
         return self.out(y.transpose(1, 2).reshape(B, T, D)), new_cache

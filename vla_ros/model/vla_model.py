@@ -38,12 +38,15 @@ class VLAModel(nn.Module):
         return visual, patches
 
     def forward(self, visual: torch.Tensor, ids: torch.Tensor,
-                visual_index: torch.Tensor = None) -> torch.Tensor:
+                visual_index: torch.Tensor = None, where: torch.Tensor = None) -> torch.Tensor:
         """Teacher-forced next-token logits (B, T, vocab) for token ids (B, T); visual is
         (B, Q, dim), or (I, Q, dim) for I images and visual_index (B,) the image of each row
-        (the images' K and V are then computed once, not once per question)."""
+        (the images' K and V are then computed once, not once per question). `where`, a
+        (B, T) bool mask, gives the logits of those positions only, (N, vocab): training
+        scores the answer tokens, and the vocabulary projection of every prompt token is
+        most of a step's softmax work."""
         hidden, _ = self.decoder(ids, visual, visual_index=visual_index)
-        return self.decoder.logits(hidden)
+        return self.decoder.logits(hidden if where is None else hidden[where])
 
     def act(self, visual: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor = None,
             patches: torch.Tensor = None, with_pointer: bool = False):
