@@ -133,7 +133,8 @@ def test_rendered_arenas_ground_every_relation_they_offer_and_the_expert_follows
     assert offered > 5
     report = evaluate(ExpertPolicy(), 6, kinds=('goto', 'face'), world='3d', relations=True)
     assert report['success_rate'] == 1.0 and report['wrong_target_rate'] == 0.0
-    assert report['relations'] and report['seeds_without_a_relation'] > 0   # 1e6-1e6+2
+    # the first evaluation seeds' views offer no pair, so some arenas are passed over
+    assert report['relations'] and report['seeds_without_a_relation'] > 0
     with pytest.raises(ValueError, match='3D world'):
         evaluate(ExpertPolicy(), 1, world='2d', relations=True)
 
