@@ -7,7 +7,7 @@ import torch
 
 from vla_ros.model import ModelConfig, VLAModel
 from vla_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vla_ros.model.decoder import MultiModalCausalAttention
+from vla_ros.model.decoder import DecoderLayer, MultiModalCausalAttention
 from vla_ros.tokenizer import Tokenizer
 
 TINY = dict(vocab_size=300, dim=32, heads=4, kv_heads=2, kv_rank=8, stem_channels=8,
@@ -32,9 +32,10 @@ def test_shapes():
     assert velocity.abs().max() <= 1
 
 
-@pytest.mark.parametrize('window', [None, 4])
-def test_greedy_decoding_identical_with_and_without_kv_cache(window):
-    m = tiny_model(decoder_window=window)
+@pytest.mark.parametrize('window, after_text', [(None, False), (4, False), (None, True)])
+def test_greedy_decoding_identical_with_and_without_kv_cache(window, after_text):
+    m = tiny_model(decoder_window=window, decoder_lookup_after_text=after_text,
+                   decoder_layers=2)
     with torch.no_grad():   # sharpen the random model so decoding is not a tie-break lottery
         m.decoder.embed.weight.mul_(20)
     visual = m.encode_image(torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8))
@@ -58,6 +59,27 @@ def test_mmca_normalises_text_and_image_separately():
     text_only, _ = mmca.text(x)
     image_only, _ = mmca.visual(x, context=visual)
     assert torch.allclose(y, text_only + image_only, atol=1e-6)
+
+
+@pytest.mark.parametrize('after_text', [False, True])
+def test_only_a_lookup_after_text_attention_knows_the_question(after_text):
+    # One decoder layer, the last position's image attention: side by side (MMCA) it reads
+    # the same input as the text attention, so what it looks up cannot depend on the
+    # earlier tokens; after the text attention it does. Recorded from the image attention.
+    torch.manual_seed(0)
+    layer = DecoderLayer(ModelConfig(**{**TINY, 'decoder_lookup_after_text': after_text}))
+    queries = []
+    hook = layer.attn.visual.register_forward_hook(lambda m, args, out: queries.append(
+        args[0][:, -1].clone()))
+    visual = torch.randn(1, 4, 32)
+    x = torch.randn(1, 5, 32)
+    y = x.clone()
+    y[:, 0] += 1.0                                      # another first word, same last one
+    with torch.no_grad():
+        layer(x, visual)
+        layer(y, visual)
+    hook.remove()
+    assert torch.equal(queries[0], queries[1]) != after_text
 
 
 def test_mmca_batches_do_not_mix():

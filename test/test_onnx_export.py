@@ -137,8 +137,10 @@ def test_export_without_weights_is_used_without_them(exported, tmp_path):
     assert OnnxEngine(str(ckpt)).caption(image).text
 
 
-def test_a_3d_shaped_model_exports_and_answers_as_torch(tmp_path):
-    """decoder_patches and a depth-2 stem, as the 3D recipe's model."""
+@pytest.mark.parametrize('lookup_after_text', [False, True])
+def test_a_3d_shaped_model_exports_and_answers_as_torch(tmp_path, lookup_after_text):
+    """decoder_patches and a depth-2 stem, as the 3D recipe's model; both orders of the
+    decoder layer's attentions."""
     import numpy as np
     import torch
 
@@ -152,7 +154,8 @@ def test_a_3d_shaped_model_exports_and_answers_as_torch(tmp_path):
     cfg = ModelConfig(vocab_size=len(tokenizer), dim=32, heads=4, kv_heads=2, kv_rank=8,
                       stem_channels=8, vision_layers=1, qformer_layers=1, decoder_layers=1,
                       num_queries=4, max_text_len=24, mlp_ratio=2, action_hidden=16,
-                      action_pointer=True, decoder_patches=True, stem_depth=2)
+                      action_pointer=True, decoder_patches=True, stem_depth=2,
+                      decoder_lookup_after_text=lookup_after_text)
     model = VLAModel(cfg).eval()
     with torch.no_grad():                  # sharpen it: replies are not argmax tie-breaks
         model.decoder.embed.weight.mul_(20)

@@ -78,8 +78,7 @@ class DecoderStepGraph(nn.Module):
         for i, layer in enumerate(d.layers):
             h = layer.norm1(x)
             text, latent = cached_self_attention(layer.attn.text, h, past[i], mask)
-            image, _ = layer.attn.visual(h, context=visual)
-            x = x + text + image
+            x = layer.add_image(x, h, text, visual)
             x = x + layer.ffn(layer.norm2(x))
             present.append(latent)
         hidden = d.norm(x)

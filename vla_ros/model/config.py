@@ -35,6 +35,10 @@ class ModelConfig:
     # queries followed by every patch feature, so the text side can look up any object
     # itself (several small objects do not fit through a few question-blind queries).
     decoder_patches: bool = False
+    # The order of each decoder layer's two attentions: False = side by side (MMCA as
+    # seed 003 has it: only the last layer's image lookup knows the question); True = the
+    # image attention reads the text attention's output (decoder.py, DecoderLayer).
+    decoder_lookup_after_text: bool = False
     # A frozen pretrained vision tower (SigLIP / CLIP directory) instead of the bundled
     # encoder (model/pretrained_vision.py); then image_size is the tower's, and its patch
     # size and width are recorded to check the tower found at load time.

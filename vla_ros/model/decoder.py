@@ -27,16 +27,39 @@ class MultiModalCausalAttention(nn.Module):
 
 
 class DecoderLayer(nn.Module):
+    """Pre-norm layer: MMCA, then a feed-forward block.
+
+    Config `decoder_lookup_after_text` orders the two attentions. False (seed 003's MMCA):
+    text and image attention read the same input side by side, so a layer's image query
+    cannot yet know what the question asks, and only the last layer looks up the image
+    with the question in hand. True: the image attention reads the text attention's
+    output, so every layer's lookup already knows the question (one more hop per layer,
+    same cost; the ordinary decoder's self-attention -> cross-attention order).
+    """
+
     def __init__(self, cfg):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.dim)
         self.attn = MultiModalCausalAttention(cfg)
+        self.norm_lookup = nn.LayerNorm(cfg.dim) if cfg.decoder_lookup_after_text else None
         self.norm2 = nn.LayerNorm(cfg.dim)
         self.ffn = FeedForward(cfg.dim, cfg.mlp_ratio)
 
+    def add_image(self, x, h, text, visual, visual_index=None):
+        """x plus the text attention's output `text` (computed on h = norm1(x)) and the
+        image attention's; shared with the ONNX export's cached decoder step."""
+        if self.norm_lookup is None:
+            image, _ = self.attn.visual(h, context=visual, context_index=visual_index)
+            return x + text + image
+        x = x + text
+        image, _ = self.attn.visual(self.norm_lookup(x), context=visual,
+                                    context_index=visual_index)
+        return x + image
+
     def forward(self, x, visual, cache=None, visual_index=None):
-        a, cache = self.attn(self.norm1(x), visual, cache, visual_index)
-        x = x + a
+        h = self.norm1(x)
+        text, cache = self.attn.text(h, cache=cache)
+        x = self.add_image(x, h, text, visual, visual_index)
         return x + self.ffn(self.norm2(x)), cache
 
 
