@@ -11,7 +11,7 @@ from vla_ros.sim.expert import expert_action, FACE_TOLERANCE  # noqa: E402
 from vla_ros.control.instructions import ground, parse_instruction  # noqa: E402
 from vla_ros.sim.world import (MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE,  # noqa: E402
                                ROBOT_RADIUS, World)
-from vla_ros.sim3d.scene import Object3D, SHAPES_3D  # noqa: E402
+from vla_ros.sim3d.scene import default_height, Object3D, SHAPES_3D  # noqa: E402
 from vla_ros.sim3d.styles import (HELD_OUT_STYLES, held_out_style, sample_style,  # noqa: E402
                                   Style)
 from vla_ros.sim3d.world3d import OBJECT_COUNTS, World3D  # noqa: E402
@@ -115,6 +115,23 @@ def test_camera_info_projects_objects_onto_their_pixels(make_world):
         assert np.abs(errors).max() < 0.5
         if width == 320:
             assert np.abs(np.mean(errors, axis=0)).max() < 0.15
+
+
+def test_a_cylinder_and_a_cube_have_different_silhouettes(make_world):
+    # From the robot's camera (25-40 cm up, looking along the floor) a cylinder as wide as
+    # it is tall shows the same square as a cube; the world's cylinders are columns, so
+    # their silhouettes differ by shape, not by shading (scene.py's docstring).
+    size = 0.5
+    solids = [Object3D(kind, 'red', 3.0, y, size, default_height(kind, size))
+              for kind, y in (('cube', 2.2), ('cylinder', 2.8))]
+    w = make_world(solids, Pose(1.0, 2.5, 0.0))
+    seg = w.segmentation(320, 240)
+    aspect = []
+    for i in range(2):
+        rows, cols = np.nonzero(seg == i)
+        aspect.append((np.ptp(rows) + 1) / (np.ptp(cols) + 1))   # height / width, pixels
+    cube_aspect, cylinder_aspect = aspect
+    assert cube_aspect < 1.1 and cylinder_aspect > 1.4 * cube_aspect
 
 
 def test_bumping_into_an_object_is_a_contact_and_blocks(make_world):

@@ -12,7 +12,14 @@ means the geoms do not touch:
     circle            sphere     diameter = footprint
     rectangle         cube       side = footprint / sqrt(2) (corners on the circle)
     triangle          pyramid    square base like the cube's, apex height jittered
-    (none yet)        cylinder   diameter = footprint, height jittered
+    (none yet)        cylinder   a column: diameter = the cube's side, height 1.2 x
+                                 footprint, jittered
+
+A cylinder as wide as it is tall would show the robot's camera, which looks along the
+floor from 25-40 cm up, the same square silhouette as a cube (its round top is barely in
+view), and only faint shading tells them apart: the shape probe confused the two most
+(model card, "A sixth 3D run"). As a column (height 1.4-2.1 x its width) its silhouette
+is its own.
 
 Clutter (crates, potted plants, bins) is in colours outside the palette: an obstacle,
 never a target.
@@ -39,6 +46,7 @@ from ..sim.world import ARENA_SIZE, ROBOT_RADIUS  # noqa: E402
 from .styles import Style, Texture  # noqa: E402
 
 SHAPES_3D = ('sphere', 'cube', 'cylinder', 'pyramid')
+CYLINDER_HEIGHT = 1.2        # x footprint: a column, not a drum (module docstring)
 VOCAB_SHAPE = {'sphere': 'circle', 'cube': 'rectangle', 'pyramid': 'triangle', 'cylinder': None}
 SHAPE_FROM_VOCAB = {word: shape for shape, word in VOCAB_SHAPE.items() if word}
 CLUTTER = {   # kind -> (material name, RGB in [0, 1]); none of them is a palette colour
@@ -105,7 +113,9 @@ def default_height(shape: str, size: float, scale: float = 1.0) -> float:
         return size
     if shape == 'cube':
         return size / math.sqrt(2)
-    if shape in ('cylinder', 'pyramid'):
+    if shape == 'cylinder':
+        return CYLINDER_HEIGHT * size * scale
+    if shape == 'pyramid':
         return size * scale
     if shape == 'crate':
         return 0.5 * size * scale + 0.1
@@ -145,7 +155,8 @@ def _solid_xml(i: int, obj: Object3D) -> str:
         geoms = (f'<geom type="box" size="{_v(s, s, h / 2)}" pos="0 0 {h / 2:.6g}" '
                  f'rgba="{rgba}" {collide}/>')
     elif obj.shape in ('cylinder', 'bin'):
-        geoms = (f'<geom type="cylinder" size="{_v(r, h / 2)}" pos="0 0 {h / 2:.6g}" '
+        rc = r / math.sqrt(2) if obj.shape == 'cylinder' else r   # a column (docstring)
+        geoms = (f'<geom type="cylinder" size="{_v(rc, h / 2)}" pos="0 0 {h / 2:.6g}" '
                  f'rgba="{rgba}" {collide}/>')
     elif obj.shape == 'pyramid':
         geoms = f'<geom type="mesh" mesh="pyramid_{i}" rgba="{rgba}" {collide}/>'
