@@ -24,7 +24,8 @@ from .data.easy_vqa import load_split
 from .evaluate import evaluate_split
 from .model import ModelConfig, VLAModel
 from .model.checkpoint import load_checkpoint, save_checkpoint
-from .training.actions import action_loss, pointer_target, step_demonstrations  # noqa: F401
+from .training.actions import (action_loss, pointer_loss, pointer_target,  # noqa: F401
+                               step_demonstrations)
 from .training.batches import BatchMaker
 
 
@@ -50,6 +51,13 @@ class TrainConfig:
     # features predict the colour and shape the segmentation shows in each patch
     # (training/patch_labels.py); 0 = off.
     patch_label_weight: float = 0.0
+    # Grounding rows per 3D frame: "go to the <colour> <shape>" with the pointer action
+    # head trained on where the camera sees that object, or on "not in view" for one it
+    # does not (training/batches.py, grounding_rows); the pointer then learns to find
+    # named objects where the frames are richest, not only from the action stages'
+    # demonstrations. Needs model action_pointer. 0 = off.
+    grounding_per_image: int = 0
+    grounding_loss_weight: float = 0.5
     world: str = '2d'                    # the demonstrations' simulator: '2d' or '3d'
     # Behaviour-cloning samples from the simulator's expert per step. Off by default: mixed
     # into the first steps they held VQA at the question-only floor (67% after 750 steps),
@@ -122,7 +130,7 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
                     history: dict, probe=None) -> torch.Tensor:
     """Text loss on one VQA/caption batch, plus the action loss when the step has actions
     and the patch-label loss when there is a probe."""
-    images, groups, pixels = batches.make()
+    images, groups, pixels, grounding = batches.make()
     n_act = cfg.action_samples_per_step
     if n_act:
         act = step_demonstrations(model, tokenizer, cfg, rng)
@@ -142,6 +150,11 @@ def joint_step_loss(model, tokenizer, cfg: TrainConfig, rng, batches: BatchMaker
         a_loss = action_loss(model, act_visual, patches[-n_act:], act, cfg.pointer_loss_weight)
         history['action_loss'].append(a_loss.item())
         loss = loss + cfg.action_loss_weight * a_loss
+    if grounding is not None:
+        index = grounding['index']
+        g_loss = pointer_loss(model, visual[index], patches[index], grounding)
+        history['grounding_loss'].append(g_loss.item())
+        loss = loss + cfg.grounding_loss_weight * g_loss
     if probe is not None and pixels is not None:
         index, classes = pixels
         p_loss = probe.loss(patches[index], classes, model.cfg.patch_pixels)
@@ -202,6 +215,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay},
                              {'params': no_decay, 'weight_decay': 0.0}], lr=cfg.lr)
     history = {'loss': [], 'text_loss': [], 'action_loss': [], 'patch_loss': [],
+               'grounding_loss': [],
                'val_step': [], 'val_accuracy': [],
                'val3d_vqa': [], 'val3d_captions': []}
     start = time.time()
@@ -268,7 +282,7 @@ def plot_curves(history: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name in ('text_loss', 'action_loss', 'patch_loss'):
+    for name in ('text_loss', 'action_loss', 'patch_loss', 'grounding_loss'):
         loss = np.array(history[name])
         if len(loss) == 0:
             continue

@@ -82,6 +82,22 @@ def action_loss(model, visual, patches, batch: dict, pointer_weight: float = 0.0
             + F.binary_cross_entropy_with_logits(done_logit, batch['done']))
     if supervise_pointer:
         logits, = pointer
-        target = pointer_target(model.action.grid, batch['target_uv'], batch['target_seen'])
-        loss = loss + pointer_weight * -(target * logits.log_softmax(-1)).sum(-1).mean()
+        loss = loss + pointer_weight * _pointer_cross_entropy(model, logits, batch)
     return loss
+
+
+def pointer_loss(model, visual, patches, batch: dict):
+    """The pointer head alone (velocity and done untouched): cross-entropy between its
+    pointer for batch's ids/lengths and target_uv / target_seen (the language stage's
+    grounding rows, training/batches.py)."""
+    if not model.cfg.action_pointer:
+        raise ValueError('grounding rows train the pointer action head: '
+                         'set model action_pointer: true')
+    _, _, logits = model.act(visual, batch['ids'], batch['lengths'], patches=patches,
+                             with_pointer=True)
+    return _pointer_cross_entropy(model, logits, batch)
+
+
+def _pointer_cross_entropy(model, logits, batch: dict):
+    target = pointer_target(model.action.grid, batch['target_uv'], batch['target_seen'])
+    return -(target * logits.log_softmax(-1)).sum(-1).mean()

@@ -4,6 +4,10 @@ Three sources, mixed per step (TrainConfig): easy-VQA train images with all thei
 questions plus generated paraphrases, procedural 2D scenes, and robot-camera frames of
 the 3D arena (sim3d/training_frames.py) with questions and a caption about what the
 camera really sees. Every image is brought to the model's input size.
+
+The 3D frames can also carry grounding rows (`grounding_per_image`): an instruction
+naming an object the camera sees, with where its mask is, or one it does not see, for
+the pointer action head's "not in view" (grounding_rows below).
 """
 import itertools
 
@@ -11,15 +15,42 @@ import numpy as np
 import torch
 
 from .. import tokenizer as tok
+from ..control.instructions import Goal, instruction_text
 from ..data.camera import camera_frame, objects_after_letterbox
 from ..data.questions import caption, generate_qa
 from ..data.scenes import random_scene, render
+from ..data.vocabulary import COLOR_NAMES
 from ..preprocess import to_model_input
+from .actions import action_prompts
 
 # Rows are padded per length group (questions of up to 10, 14 and 20 tokens, longer
 # captions): one group of every question padded to 20 tokens was 42% padding, which every
 # layer of the decoder processes.
 LENGTH_GROUPS = (10, 14, 20)
+NOT_IN_VIEW_SHARE = 0.25   # grounding rows naming an object the frame does not show
+
+
+def grounding_rows(rng, view, n: int) -> list:
+    """n (instruction, (u, v) or None) for one 3D frame's SceneView: "go to / face the
+    <colour> <shape>" naming a seen object, with its mask centroid as fractions of the
+    image, or (NOT_IN_VIEW_SHARE of them, and all when nothing is seen) a colour and
+    shape that no visible object has, with None: the target is not in view."""
+    from ..sim3d.scene import SHAPES_3D     # (the simulator only when 3D frames are drawn)
+    visible = {(o.color, o.shape) for o in view.visible}
+    rows = []
+    for _ in range(n):
+        kind = ('goto', 'face')[int(rng.integers(2))]
+        if view.seen and rng.random() >= NOT_IN_VIEW_SHARE:
+            o = view.seen[int(rng.integers(len(view.seen)))]
+            rows.append((instruction_text(rng, Goal(kind, o.color, o.shape)), (o.u, o.v)))
+            continue
+        while True:
+            pair = (COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))],
+                    SHAPES_3D[int(rng.integers(len(SHAPES_3D)))])
+            if pair not in visible:
+                break
+        rows.append((instruction_text(rng, Goal(kind, *pair)), None))
+    return rows
 
 
 def encode_example(tokenizer, prompt_token: int, prompt: str, target: str):
@@ -84,8 +115,10 @@ class BatchMaker:
 
     def make(self):
         """-> (images (B, S, S, 3) uint8, [(ids, labels, image index)] per length group,
-        pixel classes: (image indices, (n, S, S) uint8) of the 3D frames, or None)."""
-        images, seqs, labelled, classes = [], [], [], []
+        pixel classes: (image indices, (n, S, S) uint8) of the 3D frames, or None,
+        grounding rows: a dict of image index (G,), ids (G, T), lengths (G,), target_uv
+        (G, 2) and target_seen (G,) as training/actions.py's action_loss reads, or None)."""
+        images, seqs, labelled, classes, grounding = [], [], [], [], []
         for _ in range(self.cfg.easy_vqa_images_per_step):
             i = self._next_easy_vqa()
             img, objects = self._augment(self.split.images[i], self.split.objects[i])
@@ -112,12 +145,23 @@ class BatchMaker:
             if frame.pixel_classes is not None:
                 labelled.append(len(images))
                 classes.append(frame.pixel_classes)
+            grounding += [(len(images), text, uv) for text, uv in
+                          grounding_rows(self.rng, frame.view, self.cfg.grounding_per_image)]
             images.append(frame.image)
         images = [to_model_input(img, self.image_size) for img in images]
         encoded = [(i, encode_example(self.tokenizer, t, q, a)) for i, (t, q, a) in seqs]
         groups = [self._pad(g) for g in length_groups(encoded, LENGTH_GROUPS)]
         pixels = (torch.tensor(labelled), np.stack(classes)) if labelled else None
-        return torch.from_numpy(np.stack(images)), groups, pixels
+        return (torch.from_numpy(np.stack(images)), groups, pixels,
+                self._grounding(grounding) if grounding else None)
+
+    def _grounding(self, rows):
+        """[(image index, instruction, (u, v) or None)] -> make()'s grounding dict."""
+        ids, lengths = action_prompts(self.tokenizer, [text for _, text, _ in rows])
+        return {'index': torch.tensor([i for i, _, _ in rows]), 'ids': ids,
+                'lengths': lengths,
+                'target_uv': torch.tensor([uv or (0.0, 0.0) for _, _, uv in rows]),
+                'target_seen': torch.tensor([float(uv is not None) for _, _, uv in rows])}
 
     def _frames_3d(self, n: int):
         """n labelled frames of the 3D arena (training seeds and styles)."""
