@@ -91,7 +91,22 @@ def cmd_eval_grounding(args):
           f"{report['absent']['wrongly_grounded']:.3f}")
 
 
+def cmd_eval_grounding3d(args):
+    from ..evaluate_grounding3d import evaluate_grounding3d
+    report = evaluate_grounding3d(_torch_engine(args), args.grounding3d,
+                                  held_out_style=args.held_out_style, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    seen = report['in_view']
+    print(f"grounding in {report['frames']} held-out 3D frames, {seen['n']} objects in view: "
+          + ', '.join(f"{k} {seen[k]:.3f}" for k in seen if k != 'n')
+          + f"; absent objects wrongly grounded {report['absent']['wrongly_grounded']:.3f}")
+
+
 def cmd_eval(args):
+    if args.grounding3d:
+        return cmd_eval_grounding3d(args)
     if args.scenes3d:
         return cmd_eval_scenes3d(args)
     if args.grounding:
@@ -169,6 +184,11 @@ def add_eval(e):
     e.add_argument('--grounding', type=int, metavar='N',
                    help='instead: `ground` every shape of N held-out 2D arenas, plus one '
                         'absent shape each (vla_ros/evaluate_grounding.py)')
+    e.add_argument('--grounding3d', type=int, metavar='N',
+                   help='instead: `ground` every object the robot camera sees in N held-out '
+                        '3D frames, plus one absent object each '
+                        '(vla_ros/evaluate_grounding3d.py)')
     e.add_argument('--held-out-style', dest='held_out_style', action='store_true',
-                   help='with --scenes3d: textures and lighting training never uses')
+                   help='with --scenes3d or --grounding3d: textures and lighting training '
+                        'never uses')
     e.set_defaults(func=cmd_eval)
