@@ -18,7 +18,7 @@ means the geoms do not touch:
 A cylinder as wide as it is tall would show the robot's camera, which looks along the
 floor from 25-40 cm up, the same square silhouette as a cube (its round top is barely in
 view), and only faint shading tells them apart: the shape probe confused the two most
-(model card, "A sixth 3D run"). As a column (height 1.4-2.1 x its width) its silhouette
+(model card, "The sixth 3D run"). As a column (height 1.4-2.1 x its width) its silhouette
 is its own.
 
 Clutter (crates, potted plants, bins) is in colours outside the palette: an obstacle,
