@@ -37,13 +37,28 @@ class Asker:
         self.vqa = self.probe.create_client(VQA, 'vqa')
         executor.add_node(self.probe)
         self.feedback = []
+        self.fed = threading.Condition()
+
+    def on_feedback(self, message):
+        with self.fed:
+            self.feedback.append(message.feedback)
+            self.fed.notify_all()
+
+    def feedback_received(self, n: int) -> list:
+        """The feedback so far, once n messages have arrived: feedback is a topic and the
+        result a service reply, so the last feedback can reach the client after the result
+        (it did on a loaded machine)."""
+        with self.fed:
+            assert self.fed.wait_for(lambda: len(self.feedback) >= n, TIMEOUT_S), \
+                f'{len(self.feedback)} of {n} feedback messages'
+            return list(self.feedback)
 
     def send(self, question, image=None):
         assert self.client.wait_for_server(timeout_sec=TIMEOUT_S), 'no ask server'
         goal = Ask.Goal(question=question, image=rgb_to_image(image) if image is not None
                         else rgb_to_image(np.zeros((0, 0, 3), np.uint8)))
         handle = resolved(self.client.send_goal_async(
-            goal, feedback_callback=lambda m: self.feedback.append(m.feedback)),
+            goal, feedback_callback=self.on_feedback),
             'acceptance', TIMEOUT_S)
         assert handle.accepted
         return handle
@@ -67,7 +82,7 @@ def test_the_bundled_model_answers_as_vqa_does_with_its_reply_as_feedback(ros_ex
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
     reply = asker.call_vqa('what color is the shape?', frame)
     assert (result.answer, result.confidence) == (reply.answer, pytest.approx(reply.confidence))
-    assert [f.partial_answer for f in asker.feedback] == [result.answer]
+    assert [f.partial_answer for f in asker.feedback_received(1)] == [result.answer]
     # Refusals are results with the reason, as /vqa's responses are.
     status, result = asker.result(asker.send('what color is the shape?'))
     assert status == GoalStatus.STATUS_ABORTED and not result.success
@@ -80,8 +95,9 @@ def test_a_pretrained_model_streams_its_reply_token_by_token(ros_executor, model
     asker = Asker(ros_executor, model=model_dirs['llava'], max_new_tokens=8)
     status, result = asker.result(asker.send(QUESTION, IMAGE))
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
-    assert [f.tokens for f in asker.feedback] == list(range(1, 9))
-    assert asker.feedback[-1].partial_answer == result.answer
+    feedback = asker.feedback_received(8)
+    assert [f.tokens for f in feedback] == list(range(1, 9))
+    assert feedback[-1].partial_answer == result.answer
     assert result.answer == asker.call_vqa(QUESTION, IMAGE).answer
 
 
