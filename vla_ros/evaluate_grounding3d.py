@@ -20,16 +20,11 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from .data.vocabulary import COLOR_NAMES
-from .sim3d.scene import SHAPES_3D
-from .sim3d.training_frames import EVAL_SEED_START, labelled_frames, N_SHAPES
+from .evaluate_scenes3d import objects_in_view
+from .sim3d.training_frames import (EVAL_SEED_START, labelled_frames, not_visible_pairs,
+                                    palette_class)
 
 OUTCOMES = ('on the target', 'on another object', 'background', 'not visible')
-
-
-def palette_class(color: str, shape: str) -> int:
-    """training_frames.pixel_classes's class of a palette colour + 3D shape."""
-    return 1 + COLOR_NAMES.index(color) * N_SHAPES + SHAPES_3D.index(shape)
 
 
 def box_outcome(box, classes: np.ndarray, target: int) -> str:
@@ -56,7 +51,7 @@ def evaluate_grounding3d(engine, frames: int = 500, size: int = 96,
     for frame in labelled_frames(rng, frames, size, 0, seed_start=EVAL_SEED_START,
                                  held_out_style=held_out_style, pixel_labels=True):
         view = frame.view
-        in_view = str(min(len(view.seen), 4)) if len(view.seen) < 4 else '4+'
+        in_view = objects_in_view(view.seen)
         for o in view.seen:
             g = engine.ground(frame.image, f'{o.color} {o.shape}')
             latencies.append(g.latency_ms)
@@ -64,8 +59,7 @@ def evaluate_grounding3d(engine, frames: int = 500, size: int = 96,
             outcome = box_outcome(box, frame.pixel_classes, palette_class(o.color, o.shape))
             outcomes[outcome] += 1
             by_seen[in_view][outcome] += 1
-        visible = {(o.color, o.shape) for o in view.visible}
-        missing = [(c, s) for c in COLOR_NAMES for s in SHAPES_3D if (c, s) not in visible]
+        missing = not_visible_pairs(view)
         color, shape = missing[pick.integers(len(missing))]
         absent.append(engine.ground(frame.image, f'{color} {shape}').visible)
     return {

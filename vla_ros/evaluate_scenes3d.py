@@ -35,6 +35,11 @@ def eval_frames(n: int, seed_start: int = EVAL_SEED_START, held_out_style: bool 
                                 held_out_style=held_out_style))
 
 
+def objects_in_view(seen) -> str:
+    """The bucket results are reported by: '0' .. '3' objects seen, or '4+'."""
+    return str(len(seen)) if len(seen) < 4 else '4+'
+
+
 def named_objects(text: str) -> set:
     """'<colour> <shape>' pairs a caption names."""
     words = text.replace(',', ' ').split()
@@ -58,7 +63,7 @@ def evaluate_scenes3d(model, tokenizer, frames) -> dict:
     errors = defaultdict(list)
     for (q, a, t, i), pred in zip(questions, answers):
         ok = pred.strip() == a
-        for tally in (per_type[t], by_objects[min(len(frames[i].seen), 4)]):
+        for tally in (per_type[t], by_objects[objects_in_view(frames[i].seen)]):
             tally[0] += ok
             tally[1] += 1
         if not ok and len(errors[t]) < ERRORS_PER_TYPE:
@@ -71,7 +76,7 @@ def evaluate_scenes3d(model, tokenizer, frames) -> dict:
                 'correct': correct,
                 'per_type': {t: {'accuracy': c / n, 'n': n}
                              for t, (c, n) in sorted(per_type.items())},
-                'by_seen_objects': {('4+' if k == 4 else str(k)): {'accuracy': c / n, 'n': n}
+                'by_seen_objects': {k: {'accuracy': c / n, 'n': n}
                                     for k, (c, n) in sorted(by_objects.items())},
                 'errors': dict(errors)},
         'captions': {

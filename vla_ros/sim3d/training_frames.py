@@ -45,15 +45,27 @@ class LabelledFrame:
     pixel_classes: np.ndarray = None   # (S, S) uint8 (pixel_classes below), if asked for
 
 
+def palette_class(color: str, shape: str) -> int:
+    """The pixel class of a palette colour + 3D shape (pixel_classes below)."""
+    return 1 + COLOR_NAMES.index(color) * N_SHAPES + SHAPES_3D.index(shape)
+
+
 def pixel_classes(segmentation: np.ndarray, shapes) -> np.ndarray:
-    """(H, W) object index or -1 -> (H, W) uint8: NONE, or 1 + colour * N_SHAPES + shape
+    """(H, W) object index or -1 -> (H, W) uint8: NONE, or palette_class(colour, shape)
     for a pixel of a palette object (clutter counts as NONE); training/patch_labels.py
     turns these into per-patch targets."""
     lookup = np.zeros(len(shapes) + 1, np.uint8)        # index -1 -> slot 0 -> NONE
     for i, s in enumerate(shapes):
         if not s.clutter:
-            lookup[i + 1] = 1 + COLOR_NAMES.index(s.color) * N_SHAPES + SHAPES_3D.index(s.shape)
+            lookup[i + 1] = palette_class(s.color, s.shape)
     return lookup[segmentation + 1]
+
+
+def not_visible_pairs(view: SceneView) -> list:
+    """Every (colour, shape) of the palette that no visible object of the view has: what
+    "not in view" means for grounding (training rows and evaluate_grounding3d)."""
+    visible = {(o.color, o.shape) for o in view.visible}
+    return [(c, s) for c in COLOR_NAMES for s in SHAPES_3D if (c, s) not in visible]
 
 
 def viewpoint(world: World3D, rng: np.random.Generator) -> Pose:

@@ -19,7 +19,6 @@ from ..control.instructions import Goal, instruction_text
 from ..data.camera import camera_frame, objects_after_letterbox
 from ..data.questions import caption, generate_qa
 from ..data.scenes import random_scene, render
-from ..data.vocabulary import COLOR_NAMES
 from ..preprocess import to_model_input
 from .actions import action_prompts
 
@@ -35,20 +34,16 @@ def grounding_rows(rng, view, n: int) -> list:
     <colour> <shape>" naming a seen object, with its mask centroid as fractions of the
     image, or (NOT_IN_VIEW_SHARE of them, and all when nothing is seen) a colour and
     shape that no visible object has, with None: the target is not in view."""
-    from ..sim3d.scene import SHAPES_3D     # (the simulator only when 3D frames are drawn)
-    visible = {(o.color, o.shape) for o in view.visible}
-    rows = []
+    from ..sim3d.training_frames import not_visible_pairs   # (only when 3D frames are drawn)
+    rows, missing = [], None
     for _ in range(n):
         kind = ('goto', 'face')[int(rng.integers(2))]
         if view.seen and rng.random() >= NOT_IN_VIEW_SHARE:
             o = view.seen[int(rng.integers(len(view.seen)))]
             rows.append((instruction_text(rng, Goal(kind, o.color, o.shape)), (o.u, o.v)))
             continue
-        while True:
-            pair = (COLOR_NAMES[int(rng.integers(len(COLOR_NAMES)))],
-                    SHAPES_3D[int(rng.integers(len(SHAPES_3D)))])
-            if pair not in visible:
-                break
+        missing = missing or not_visible_pairs(view)
+        pair = missing[int(rng.integers(len(missing)))]
         rows.append((instruction_text(rng, Goal(kind, *pair)), None))
     return rows
 
