@@ -95,3 +95,41 @@ def test_decoy_states_face_a_lookalike_within_reach_and_are_never_done():
     b = sample_batch(np.random.default_rng(6), 800)
     decoys = [i for i, p in enumerate(b['phase']) if p == 'decoy']
     assert len(decoys) > 20 and not b['done'][decoys].any()
+
+
+def test_lookalike_states_face_a_lookalike_with_the_target_out_of_view():
+    from vla_ros.sim.world import World
+    mix = {'goto': {'far': 0.5, 'lookalike': 0.5}, 'face': {'turn': 0.5, 'lookalike': 0.5}}
+    b = sample_batch(np.random.default_rng(8), 400, phase_mix=mix)
+    assert set(b['phase']) <= {'far', 'near', 'done', 'turn', 'search', 'lookalike', 'stop'}
+    looks = [i for i, p in enumerate(b['phase']) if p == 'lookalike']
+    assert len(looks) > 80, Counter(b['phase'])
+    # the expert searches on and the pointer has nothing to point at
+    assert np.allclose(b['velocity'][looks], [0.0, 0.7]) and not b['done'][looks].any()
+    assert not b['target_seen'][looks].any()
+    # ... while a look-alike is straight ahead
+    from vla_ros.sim.demonstrations import _lookalike, phase_of
+    from vla_ros.control.instructions import Goal
+    rng = np.random.default_rng(9)
+    ahead = 0
+    for seed in range(30):
+        world = World.random(seed)
+        t = world.shapes[world.target]
+        goal = Goal('goto', t.color, t.shape)
+        world.pose = _lookalike(world, goal, world.target, rng)
+        assert phase_of(world, goal, world.target) == 'search', seed
+        alike = [j for j in range(1, len(world.shapes)) if world.shapes[j].color == t.color
+                 or world.shapes[j].shape == t.shape] or range(1, len(world.shapes))
+        ahead += min(abs(world.bearing(j)) for j in alike) < 0.8
+    assert ahead >= 25
+
+
+def test_a_phase_mix_is_checked():
+    import pytest
+    from vla_ros.sim.demonstrations import check_phase_mix, PHASE_MIX
+    assert check_phase_mix({}) == PHASE_MIX
+    assert check_phase_mix({'goto': {'far': 1.0}})['face'] == PHASE_MIX['face']
+    for bad in ({'goto': {'turn': 1.0}}, {'goto': {'far': 0.5}}, {'jump': {'far': 1.0}},
+                {'goto': {'far': 1.5, 'near': -0.5}}):
+        with pytest.raises(ValueError, match='phase_mix'):
+            check_phase_mix(bad)

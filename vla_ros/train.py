@@ -68,6 +68,10 @@ class TrainConfig:
     # DAgger: this share of the action samples comes from rollouts the model being trained
     # drives itself (labelled by the expert), so it learns to recover from its own mistakes.
     dagger_fraction: float = 0.0
+    # The demonstrations' phases per instruction kind, e.g. {goto: {search: 0.1, far: 0.3,
+    # near: 0.2, done: 0.2, decoy: 0.1, lookalike: 0.1}}; None: sim/demonstrations.py's
+    # PHASE_MIX. 'lookalike' (facing a look-alike, the target out of view) is only here.
+    phase_mix: Optional[dict] = None
     # Train only the action head, on frozen features: the language side cannot change
     # (text batches are skipped, BatchNorm statistics stay), and a step costs a fraction.
     frozen_backbone: bool = False
@@ -187,6 +191,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if cfg.frozen_backbone and cfg.action_samples_per_step <= 0:
         raise ValueError('frozen_backbone trains only the action head: '
                          'set action_samples_per_step > 0')
+    if cfg.phase_mix is not None:
+        from .sim.demonstrations import check_phase_mix
+        check_phase_mix(cfg.phase_mix)   # a typo fails now, not at the first action step
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)

@@ -10,6 +10,7 @@ expert's (linear, angular, done).
                            speeds, in [-1, 1] (positive angular = turn left)
     batch['done']          float32 (n,): 1 where the goal is reached (stop: always 1)
     batch['phase']         list of n str: search | far | near | turn | done | stop | decoy
+                           | lookalike
     batch['target_uv']     float32 (n, 2): where the target is in the image (u, v as
                            fractions of width, height; 2D: its icon's centre, 3D: the
                            centroid of its segmentation mask); meaningful where
@@ -28,6 +29,12 @@ Hard negatives: in the "decoy" phase the robot is placed at, and facing, a distr
 that shares the target's colour or shape. The expert's label there is "not done, carry
 on", which is what the closed loop needs: a policy that says done at the first shape of
 the right colour fails its episode (the commonest failure of earlier checkpoints).
+In the "lookalike" phase (not in the default mix; TrainConfig.phase_mix adds it) the
+robot faces a look-alike from anywhere in the arena while the target is out of view: the
+expert searches on and the pointer says "not in view". A camera policy that takes the
+first red sphere it sees for the red cube it was sent to, while the cube is behind it,
+commits to the wrong object long before a decoy's reach (half of the 3D arena's wrong
+targets, model card, "Look-alikes in the search").
 
 Samples are balanced over instruction kinds (KIND_MIX) and phases (PHASE_MIX); wordings
 come from the train templates, or the held-out ones with held_out=True. Worlds use seeds
@@ -163,10 +170,30 @@ def _decoy(world: World, target: int, rng) -> Pose:
     return p
 
 
+def _lookalike(world: World, goal: Goal, target: int, rng) -> Pose:
+    """A free pose facing a look-alike (a distractor sharing the target's colour or
+    shape, else any distractor) from any distance, with the target out of view; a search
+    pose where no such pose is found."""
+    s = world.shapes[target]
+    others = [j for j in world.objects if j != target]
+    alike = [j for j in others if world.shapes[j].color == s.color
+             or world.shapes[j].shape == s.shape] or others
+    for _ in range(50):
+        d = world.shapes[int(rng.choice(alike))]
+        p = world.random_free_pose(rng, clearance=0.05)
+        p.theta = math.atan2(d.y - p.y, d.x - p.x) + rng.normal(0, 0.25)
+        world.pose = p
+        if phase_of(world, goal, target) == 'search':
+            return p
+    return _placed(world, goal, target, 'search', rng)
+
+
 def _placed(world: World, goal: Goal, target: int, phase: str, rng) -> Pose:
     """A pose made for `phase` directly (rejection-sampled)."""
     if phase == 'decoy':
         return _decoy(world, target, rng)
+    if phase == 'lookalike':
+        return _lookalike(world, goal, target, rng)
     s = world.shapes[target]
     for _ in range(50):
         if phase in ('done', 'near') and goal.kind == 'goto':
@@ -187,7 +214,8 @@ def _placed(world: World, goal: Goal, target: int, phase: str, rng) -> Pose:
     return p
 
 
-def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
+def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool,
+                   phase_mix: dict = PHASE_MIX):
     """Yield k (world at the sample's pose, goal, target, phase, instruction) from one arena,
     given the poses its rollout visited."""
     world, goal = arena.world, arena.goal
@@ -204,8 +232,8 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
         world.pose = p
         by_phase.setdefault(phase_of(world, goal, target), []).append(p)
     for _ in range(k):
-        phase = _pick(rng, PHASE_MIX[goal.kind])
-        candidates = by_phase.get(phase)   # (never 'decoy': phase_of does not say it)
+        phase = _pick(rng, phase_mix[goal.kind])
+        candidates = by_phase.get(phase)   # (never decoy/lookalike: phase_of does not say it)
         if candidates and rng.random() < 0.7:
             pose = candidates[rng.integers(len(candidates))]
         else:
@@ -214,6 +242,8 @@ def _world_samples(rng, arena: Arena, poses: list, k: int, held_out: bool):
         label = phase_of(world, goal, target)
         if phase == 'decoy' and label != 'done':   # a decoy pose may be in reach of the target
             label = 'decoy'
+        if phase == 'lookalike' and label == 'search':
+            label = 'lookalike'
         yield world, goal, target, label, instruction_text(rng, goal, held_out)
 
 
@@ -225,12 +255,36 @@ def target_uv_2d(world: World, target: int, size: int):
     return (u, v) if 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0 else None
 
 
+def check_phase_mix(mix: dict) -> dict:
+    """`mix` ({kind: {phase: share}}) checked against the phases each kind can be in, its
+    shares non-negative and summing to 1 per kind; kinds it leaves out keep PHASE_MIX's."""
+    allowed = {'goto': {'search', 'far', 'near', 'done', 'decoy', 'lookalike'},
+               'face': {'search', 'turn', 'done', 'decoy', 'lookalike'}, 'stop': {'stop'}}
+    out = dict(PHASE_MIX)
+    for kind, shares in mix.items():
+        if kind not in allowed:
+            raise ValueError(f'phase_mix: unknown instruction kind {kind!r} '
+                             f'(one of {sorted(allowed)})')
+        wrong = sorted(set(shares) - allowed[kind])
+        if wrong:
+            raise ValueError(f'phase_mix[{kind!r}]: no phase {wrong} for {kind} '
+                             f'(one of {sorted(allowed[kind])})')
+        if any(not v >= 0 for v in shares.values()) or abs(sum(shares.values()) - 1) > 1e-6:
+            raise ValueError(f'phase_mix[{kind!r}]: shares must be >= 0 and sum to 1, '
+                             f'got {shares}')
+        out[kind] = dict(shares)
+    return out
+
+
 def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = None,
-                 held_out: bool = False, driver=None, world: str = '2d') -> dict:
+                 held_out: bool = False, driver=None, world: str = '2d',
+                 phase_mix: Optional[dict] = None) -> dict:
     """n behaviour-cloning samples (see the module docstring for the fields) from `world`
-    arenas ('2d' or '3d'), frames image_size square (default: 64 in 2D, 96 in 3D)."""
+    arenas ('2d' or '3d'), frames image_size square (default: 64 in 2D, 96 in 3D).
+    `phase_mix` replaces PHASE_MIX for the kinds it names (check_phase_mix)."""
     if world not in WORLDS:
         raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+    phase_mix = check_phase_mix(phase_mix or {})
     image_size = image_size or IMAGE_SIZES[world]
     if world == '3d':
         from ..sim3d import demonstrations3d as backend   # MuJoCo only when asked for
@@ -249,7 +303,8 @@ def sample_batch(rng: np.random.Generator, n: int, image_size: Optional[int] = N
         i = 0
         for arena, poses in zip(arenas, _rollouts(arenas, rng, driver, image_size)):
             k = min(per_world, n - i)
-            for w, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out):
+            for w, goal, target, phase, text in _world_samples(rng, arena, poses, k, held_out,
+                                                               phase_mix):
                 linear, angular, d = expert_action(w, goal, target)
                 images[i] = w.render(image_size, image_size)
                 velocity[i] = linear, angular

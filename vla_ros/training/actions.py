@@ -35,15 +35,16 @@ def model_driver(model, tokenizer):
 
 
 def action_batch(tokenizer, rng, n: int, driver=None, driven: int = 0,
-                 image_size: int = 64, world: str = '2d') -> dict:
+                 image_size: int = 64, world: str = '2d', phase_mix=None) -> dict:
     """Simulator demonstrations as tensors: images, ids, lengths, velocity, done,
     target_uv, target_seen (see sim/demonstrations.py) in the `world` ('2d' or '3d')
     at `image_size`. `driven` of the n samples come from rollouts that `driver` drives
-    (DAgger)."""
+    (DAgger). `phase_mix`: see sample_batch."""
     from ..sim.demonstrations import sample_batch
-    b = sample_batch(rng, n - driven, image_size=image_size, world=world)
+    b = sample_batch(rng, n - driven, image_size=image_size, world=world, phase_mix=phase_mix)
     if driven:
-        extra = sample_batch(rng, driven, image_size=image_size, driver=driver, world=world)
+        extra = sample_batch(rng, driven, image_size=image_size, driver=driver, world=world,
+                             phase_mix=phase_mix)
         b = {k: (v + extra[k]) if isinstance(v, list) else np.concatenate([v, extra[k]])
              for k, v in b.items()}
     ids, lengths = action_prompts(tokenizer, b['instructions'])
@@ -57,7 +58,8 @@ def step_demonstrations(model, tokenizer, cfg, rng) -> dict:
     the model itself."""
     n = cfg.action_samples_per_step
     return action_batch(tokenizer, rng, n, model_driver(model, tokenizer),
-                        int(round(cfg.dagger_fraction * n)), model.cfg.image_size, cfg.world)
+                        int(round(cfg.dagger_fraction * n)), model.cfg.image_size, cfg.world,
+                        cfg.phase_mix)
 
 
 POINTER_SIGMA = 0.09   # target spread over the patch grid, as a fraction of the image
