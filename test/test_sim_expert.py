@@ -81,3 +81,21 @@ def test_evaluation_scores_failures():
     summary = summarize([lazy, timeout, bump])
     assert summary['success_rate'] == 0 and summary['wrong_target_rate'] == round(1 / 3, 4)
     assert summary['median_time_to_goal_s'] is None and len(summary['failures']) == 3
+    assert summary['wrong_target_never_in_view_rate'] == round((not bump.target_in_view) / 3, 4)
+
+
+def test_episodes_say_whether_the_target_was_ever_in_view():
+    # done at once: in view exactly when the start pose sees it
+    starts = [(seed, World.random(seed)) for seed in range(EVAL_SEED_START, EVAL_SEED_START + 40)]
+    seen = next(s for s, w in starts if w.in_view(w.target))
+    unseen = next(s for s, w in starts if not w.in_view(w.target))
+    assert run_episode(Policy(steps=0), seen).target_in_view
+    lazy = run_episode(Policy(steps=0), unseen)
+    assert not lazy.target_in_view and not lazy.wrong_target
+
+    class Spin(Policy):   # turns on the spot: the target comes into view
+        def __call__(self, frame, instruction):
+            return 0.0, 1.0, float(super().__call__(frame, instruction)[2])
+    assert run_episode(Spin(steps=60), unseen).target_in_view
+    summary = summarize([lazy])
+    assert summary['wrong_target_never_in_view_rate'] == 0.0

@@ -54,6 +54,10 @@ class EpisodeResult:
     collision: bool            # touched a distractor, a clutter item or a wall
     distractors: int           # palette objects other than the target
     clutter: int = 0           # clutter items (3D)
+    # the target was in the camera's field of view (world.in_view, occlusion ignored) at
+    # some step: a wrong target without it is a false sighting during the search, one
+    # with it a confusion between objects in view
+    target_in_view: bool = False
 
 
 class ExpertPolicy:
@@ -195,8 +199,9 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
     elif hasattr(policy, 'reset'):
         policy.reset(world)
     render = on_step is not None or getattr(policy, 'needs_frames', True)
-    done_said = reached = False
+    done_said = reached = in_view = False
     for _ in range(round(time_limit / world.dt)):
+        in_view = in_view or world.in_view(target)
         frame = world.render(image_size, image_size) if render else None
         linear, angular, done = policy(frame, text)
         if on_step is not None:
@@ -217,7 +222,7 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
                          round(world.time, 2), done_said,
                          reached if goal.kind == 'goto' else None, wrong,
                          touched_other or world.wall_hits > 0, len(objects) - 1,
-                         len(world.shapes) - len(objects))
+                         len(world.shapes) - len(objects), in_view)
 
 
 def evaluate(policy, episodes: int = 200, seed_start: int = EVAL_SEED_START,
@@ -263,6 +268,9 @@ def summarize(results, seconds: float = 0.0) -> dict:
         'success_rate': _rate([r.success for r in results]),
         'median_time_to_goal_s': round(float(np.median(times)), 2) if times else None,
         'wrong_target_rate': _rate([r.wrong_target for r in results]),
+        # of all episodes: wrong target without the target ever in view (false sightings)
+        'wrong_target_never_in_view_rate': _rate([r.wrong_target and not r.target_in_view
+                                                  for r in results]),
         'collision_rate': _rate([r.collision for r in results]),
         'reached_rate': _rate([r.reached for r in results if r.reached is not None]),
         'done_rate': _rate([r.done_said for r in results]),
