@@ -69,3 +69,25 @@ def test_a_pool_rendered_by_two_processes_holds_the_same_frames_as_by_one():
     assert len(a) == len(b) == 7
     for x, y in zip(a, b):
         assert x.seed == y.seed and np.array_equal(x.image, y.image) and x.caption == y.caption
+
+
+def test_busy_viewpoints_show_more_objects_and_evaluation_never_uses_them():
+    from vla_ros.sim3d.training_frames import FramePool, viewpoint
+    seeds = range(20)
+    plain, busy = [], []
+    for seed in seeds:
+        world = World3D.random(seed)
+        try:
+            for tries, counts in ((1, plain), (3, busy)):
+                rng = np.random.default_rng(seed)
+                for _ in range(5):
+                    world.pose = viewpoint(world, rng, busy_tries=tries)
+                    counts.append(sum(world.in_view(j) for j in world.objects))
+        finally:
+            world.close()
+    assert np.mean(busy) > np.mean(plain) + 0.5, (np.mean(busy), np.mean(plain))
+    pool = FramePool(np.random.default_rng(5), 4, image_size=32, busy_tries=3)
+    assert len(pool.render()) == 4 and pool.busy_tries == 3
+    with pytest.raises(ValueError, match='busy_tries'):
+        next(labelled_frames(np.random.default_rng(0), 1, seed_start=EVAL_SEED_START,
+                             busy_tries=2))

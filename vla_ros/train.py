@@ -46,6 +46,9 @@ class TrainConfig:
     # Render this many 3D frames once and draw from them (fresh questions every draw);
     # 0 renders every frame anew.
     scene3d_pool: int = 0
+    # Busier training views: each 3D frame's viewpoint is the one with the most objects in
+    # view of this many drawn (sim3d/training_frames.py, viewpoint); 1 = as evaluated.
+    scene3d_busy_tries: int = 1
     val_scene3d_images: int = 0          # 3D frames (validation seeds) scored at each eval
     # Weight of the patch-label loss on the 3D frames: linear probes on the encoder's patch
     # features predict the colour and shape the segmentation shows in each patch

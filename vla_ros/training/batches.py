@@ -166,12 +166,14 @@ class BatchMaker:
             from ..sim3d.training_frames import FramePool, labelled_frames
             size, questions = self.image_size, self.cfg.scene3d_questions_per_image
             pixel_labels = self.cfg.patch_label_weight > 0
+            busy = self.cfg.scene3d_busy_tries
             if self.cfg.scene3d_pool:
                 self._draw3d = FramePool(self.rng, self.cfg.scene3d_pool, size, questions,
-                                         pixel_labels, workers=self.cfg.threads).draw
+                                         pixel_labels, workers=self.cfg.threads,
+                                         busy_tries=busy).draw
             else:
                 endless = labelled_frames(self.rng, 1 << 62, size, questions,
-                                          pixel_labels=pixel_labels)
+                                          pixel_labels=pixel_labels, busy_tries=busy)
                 self._draw3d = lambda k: list(itertools.islice(endless, k))
         return self._draw3d(n)
 
