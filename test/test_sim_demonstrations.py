@@ -3,6 +3,7 @@ from collections import Counter
 import re
 
 import numpy as np
+import pytest
 
 from vla_ros.sim.demonstrations import sample_batch
 from vla_ros.control.instructions import parse_instruction, TEMPLATES
@@ -125,7 +126,6 @@ def test_lookalike_states_face_a_lookalike_with_the_target_out_of_view():
 
 
 def test_a_phase_mix_is_checked():
-    import pytest
     from vla_ros.sim.demonstrations import check_phase_mix, PHASE_MIX
     assert check_phase_mix({}) == PHASE_MIX
     assert check_phase_mix({'goto': {'far': 1.0}})['face'] == PHASE_MIX['face']

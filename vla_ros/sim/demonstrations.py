@@ -156,14 +156,19 @@ def _free(world: World, pose: Pose) -> bool:
         all(world.gap(i, pose) > 0.0 for i in range(len(world.shapes)))
 
 
+def _lookalikes(world: World, target: int) -> list:
+    """The distractors sharing the target's colour or shape, or every distractor when none
+    does (clutter is never a look-alike)."""
+    s = world.shapes[target]
+    others = [j for j in world.objects if j != target]
+    return [j for j in others if world.shapes[j].color == s.color
+            or world.shapes[j].shape == s.shape] or others
+
+
 def _decoy(world: World, target: int, rng) -> Pose:
     """A pose within reach of, and facing, a distractor; one that shares the target's
     colour or shape when there is one."""
-    s = world.shapes[target]
-    others = [j for j in world.objects if j != target]   # (clutter is never a look-alike)
-    alike = [j for j in others if world.shapes[j].color == s.color
-             or world.shapes[j].shape == s.shape]
-    j = int(rng.choice(alike or others))
+    j = int(rng.choice(_lookalikes(world, target)))
     p = world.random_free_pose(rng, near=j, max_dist=REACH_DISTANCE)
     d = world.shapes[j]
     p.theta = math.atan2(d.y - p.y, d.x - p.x) + rng.normal(0, 0.25)
@@ -174,10 +179,7 @@ def _lookalike(world: World, goal: Goal, target: int, rng) -> Pose:
     """A free pose facing a look-alike (a distractor sharing the target's colour or
     shape, else any distractor) from any distance, with the target out of view; a search
     pose where no such pose is found."""
-    s = world.shapes[target]
-    others = [j for j in world.objects if j != target]
-    alike = [j for j in others if world.shapes[j].color == s.color
-             or world.shapes[j].shape == s.shape] or others
+    alike = _lookalikes(world, target)
     for _ in range(50):
         d = world.shapes[int(rng.choice(alike))]
         p = world.random_free_pose(rng, clearance=0.05)
@@ -258,8 +260,8 @@ def target_uv_2d(world: World, target: int, size: int):
 def check_phase_mix(mix: dict) -> dict:
     """`mix` ({kind: {phase: share}}) checked against the phases each kind can be in, its
     shares non-negative and summing to 1 per kind; kinds it leaves out keep PHASE_MIX's."""
-    allowed = {'goto': {'search', 'far', 'near', 'done', 'decoy', 'lookalike'},
-               'face': {'search', 'turn', 'done', 'decoy', 'lookalike'}, 'stop': {'stop'}}
+    allowed = {kind: set(shares) | ({'lookalike'} if kind != 'stop' else set())
+               for kind, shares in PHASE_MIX.items()}
     out = dict(PHASE_MIX)
     for kind, shares in mix.items():
         if kind not in allowed:
