@@ -9,7 +9,7 @@ service, parameters from config/.
 
 With the simulated robot (it publishes the camera on image_topic, the map on /overview):
 
-    ros2 launch vla_ros demo.launch.py use_sim:=true
+    ros2 launch vla_ros demo.launch.py use_sim:=true              # world:=3d: MuJoCo arena
     ros2 topic pub --once /instruction std_msgs/String "{data: 'go to the green circle'}"
     ros2 topic echo /action_status
     ros2 service call /reset std_srvs/srv/Trigger      # next arena; lists its shapes
@@ -80,12 +80,18 @@ def generate_launch_description():
         DeclareLaunchArgument('use_sim', default_value='false',
                               description='start the simulated robot: its camera on '
                                           'image_topic, cmd_vel in, overview/odom out'),
+        DeclareLaunchArgument('world', default_value='2d',
+                              description="the simulated robot's arena (decides over the "
+                                          'params file): 2d, the top-down camera the '
+                                          'shipped model reads; 3d, MuJoCo with a '
+                                          'perspective robot camera, camera_info and TF'),
         Node(package='vla_ros', executable='image_source', name='image_source',
              ros_arguments=enclave('image_source'), parameters=[params],
              remappings=camera_remaps, output='screen',
              condition=IfCondition(use_image_source)),
         Node(package='vla_ros', executable='sim', name='sim',
-             ros_arguments=enclave('sim'), parameters=[params],
+             ros_arguments=enclave('sim'),
+             parameters=[params, {'world': LaunchConfiguration('world')}],
              remappings=[('image', image_topic)], output='screen',
              condition=IfCondition(use_sim)),
         Node(package='vla_ros', executable=model_node('vla_node'), name='vla_node',

@@ -1,6 +1,6 @@
 """The sim node with world:=3d over real DDS: camera + camera_info that agree with the
 scene, odometry, TF (built here without tf2_msgs), bad cmd_vel dropped, contacts as
-events, a clean reset mid-episode and a clean teardown.
+events, a clean reset mid-episode, a clean teardown, and the closed loop with the VLA node.
 
 Every wait is a generous upper bound against hangs, not a timing assertion.
 """
@@ -30,6 +30,9 @@ from vla_ros.ros import sim_outputs  # noqa: E402
 from vla_ros.ros.image_conversion import image_to_rgb  # noqa: E402
 from vla_ros.ros.params import LATCHED_QOS  # noqa: E402
 from vla_ros.ros.sim_node import EVENT_QOS, MAX_IMAGE_3D, SimNode  # noqa: E402
+from vla_ros.ros.vla_node import VLANode  # noqa: E402
+from vla_ros.ros_tools.sim_demo import SimExpert  # noqa: E402
+from vla_ros.sim.evaluate import REACH_SUCCESS  # noqa: E402
 from vla_ros.sim.world import Pose  # noqa: E402
 from vla_ros.sim3d.scene import MAX_RENDER  # noqa: E402
 from vla_ros.sim3d.world3d import World3D  # noqa: E402
@@ -299,3 +302,29 @@ def test_failed_construction_and_destroy_close_the_world(closed_worlds, monkeypa
     finally:
         rclpy.try_shutdown()   # destroys the half-made nodes: must not raise
     assert not rclpy.ok()
+
+
+def test_closed_loop_expert_reaches_its_target_in_3d_over_dds(executor_pair):
+    """The whole loop in the 3D arena: sim camera -> VLA node (the privileged expert behind
+    its policy injection point) -> cmd_vel -> MuJoCo, over DDS, until done at the target."""
+    sim = sim3d(executor_pair[0])
+    vla = VLANode(parameter_overrides=[Parameter('caption_rate', value=0.0)])
+    vla.actions.policy = SimExpert(sim)
+    executor_pair[0].add_node(vla)
+    probe = Probe(executor_pair[1])
+    statuses = []
+    probe.node.create_subscription(ActionStatus, 'action_status', statuses.append, 100)
+    instruction_pub = probe.node.create_publisher(String, 'instruction', 10)
+    wait_for(lambda: probe.events and instruction_pub.get_subscription_count() > 0
+             and vla.actions.status_pub.get_subscription_count() > 0, 'the sim and the VLA node')
+    target = probe.events[0]['targets'][0]
+    instruction_pub.publish(String(data=f'go to the {target}'))
+    wait_for(lambda: statuses and statuses[-1].state not in ('running',), 'the episode to end',
+             60.0)
+    assert statuses[-1].state == 'done', statuses[-1]
+    assert statuses[-1].header.frame_id == 'camera_optical_frame'   # it read the 3D camera
+    reach = [e for e in probe.events if e['event'] == 'reach' and e['target']]
+    assert reach and reach[0]['shape'] == target, probe.events
+    assert not any(e['event'] in ('touch', 'wall') for e in probe.events), probe.events
+    with sim.lock:
+        assert sim.world.gap(0) <= REACH_SUCCESS

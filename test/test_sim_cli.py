@@ -80,11 +80,23 @@ def test_sim_record_refuses_a_target_that_is_not_there(tmp_path):
     assert 'there is no red circle here (arena 1000003 has: green rectangle' in run.stderr
 
 
-def test_demo_with_the_simulated_robot():
+@pytest.mark.parametrize('world', ['2d', '3d'])
+def test_demo_with_the_simulated_robot(world):
     pytest.importorskip('rclpy')
-    out = vla_ros('demo', '--sim', '--sim-policy', 'expert', '--duration', '6')
+    if world == '3d':
+        pytest.importorskip('mujoco')
+    out = vla_ros('demo', '--sim', '--world', world, '--sim-policy', 'expert',
+                  '--duration', '6')
     lines = out.splitlines()
-    assert any(line.startswith('[sim]      arena 1000000') for line in lines), out
+    arena = next((line for line in lines if line.startswith('[sim]      arena 1000000')), None)
+    assert arena is not None, out
+    if world == '3d':   # the MuJoCo arena's objects: colour and 3D shape names
+        from vla_ros.sim3d.world3d import World3D
+        first = World3D.random(1_000_000)
+        try:
+            assert arena.endswith(', '.join(s.name for s in first.shapes)), arena
+        finally:
+            first.close()
     assert any(line.startswith('[instruct] go to the') for line in lines), out
     assert any(line.startswith('[action]') and 'running' in line for line in lines), out
     assert 'instructions' in lines[-1] and 'arenas' in lines[-1]

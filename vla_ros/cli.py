@@ -160,6 +160,8 @@ def cmd_parity(args):
 
 
 def cmd_demo(args):
+    if args.world and not args.sim:
+        raise SystemExit("error: --world is the simulated robot's arena: add --sim")
     try:
         from .ros_tools.demo import run_demo
     except ImportError as e:   # pip-only install: no rclpy or no generated vla_ros.msg
@@ -169,7 +171,7 @@ def cmd_demo(args):
         sys.exit(0)
     sys.exit(run_demo(args.duration, args.checkpoint or '', args.source or '',
                       args.params_file or '', sim=args.sim, sim_policy=args.sim_policy,
-                      managed=not args.plain_nodes))
+                      managed=not args.plain_nodes, world=args.world or ''))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--sim-policy', dest='sim_policy', choices=('model', 'expert'),
                    default='model', help='who drives in --sim: the model (default) or the '
                    'privileged expert (shows the loop before the action head is trained)')
+    d.add_argument('--world', choices=('2d', '3d'),
+                   help="the simulated robot's arena: 2d (the top-down camera the shipped "
+                   'model reads) or 3d (MuJoCo, a perspective robot camera); default: the '
+                   "parameters file's sim.world")
     d.add_argument('--plain-nodes', dest='plain_nodes', action='store_true',
                    help='plain nodes instead of the lifecycle ones (which the demo brings '
                    'to active, as the launch file does)')

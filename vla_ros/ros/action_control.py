@@ -63,7 +63,6 @@ class ActionControl:
 
     def __init__(self, node, camera, engine):
         self.node, self.camera = node, camera
-        self.policy = self._model_policy       # the injection point (see the module doc)
         self._engine = engine
         self.on_grounding = None     # (frame header, GroundingResult): where the policy looked
         self._grounding = None       # the model policy's last grounding, not yet passed on
@@ -73,6 +72,7 @@ class ActionControl:
                                known_words=engine.known_words,
                                keepalive=p['instruction_keepalive'],
                                parse=engine.parse_instruction)
+        self.policy = self._model_policy       # the injection point (see the module doc)
         self._lock = threading.Lock()   # a decision and its publication happen together
         self._frame_id = ''
         self.last_command = (0.0, 0.0)         # m/s, rad/s: what cmd_vel said last
@@ -88,6 +88,18 @@ class ActionControl:
         self._watchdog_thread = threading.Thread(target=self._watch, daemon=True,
                                                  name=f'{node.get_name()}_watchdog')
         self._watchdog_thread.start()
+
+    @property
+    def policy(self):
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy):
+        """Any policy but the model's judges instructions itself: the model's vocabulary
+        then refuses no words (the expert knows 3D shapes the 2D model never read)."""
+        self._policy = policy
+        self.loop.known_words = (self._engine.known_words if policy == self._model_policy
+                                 else None)
 
     def close(self, reason: str = 'node shutting down'):
         """End a running goal (its server then rejects goals; the node destroys it) and

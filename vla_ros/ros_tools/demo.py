@@ -27,6 +27,10 @@ from ..ros.vqa_service_node import ManagedVQAServiceNode, VQAServiceNode
 QUESTIONS = ('what shape is in the image?', 'what color is the shape?',
              'is there a circle?', 'is there a red shape in the image?',
              'what is the color of the shape?', 'does the image contain a triangle?')
+# The 3D arena's wording (vla_ros/sim3d/language.py): what a 3D checkpoint was taught.
+QUESTIONS_3D = ('how many objects are there?', 'what is the nearest object?',
+                'is there a red ball?', 'what color is the cube?',
+                'where is the pyramid?', 'which object is left of the yellow pyramid?')
 
 
 def config_file() -> str:
@@ -125,10 +129,11 @@ def start_web(model_params):
 
 def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
              params_file: str = '', question_period: int = 3, sim: bool = False,
-             sim_policy: str = 'model', managed: bool = True) -> int:
+             sim_policy: str = 'model', managed: bool = True, world: str = '') -> int:
     """Run the demo until Ctrl-C or for `duration` seconds (0 = until Ctrl-C); exit code.
 
-    sim: the simulated robot is the camera and gets instructions (see sim_demo.py).
+    sim: the simulated robot is the camera and gets instructions (see sim_demo.py);
+    world: its arena, '2d' or '3d' (default: the parameters file's `world`).
     managed: the lifecycle versions of the VLA and VQA nodes, brought to active (as the
     launch file does); False: the plain nodes.
     """
@@ -155,7 +160,10 @@ def run_demo(duration: float = 0.0, checkpoint: str = '', source: str = '',
         nodes.append(console)
         if sim:
             from .sim_demo import start_sim
-            nodes += start_sim(vla, sim_policy)
+            sim_nodes = start_sim(vla, sim_policy, world=world)
+            nodes += sim_nodes
+            if sim_nodes[0].is_3d:   # ask in the 3D arena's words
+                console.questions = itertools.cycle(QUESTIONS_3D)
         web = start_web(model)
         if web is not None:
             nodes.append(web)

@@ -6,6 +6,7 @@ them on `instruction` one at a time ("go to the red circle", ..., "turn towards 
 printing `action_status` and the sim's events; when an arena is done it calls `reset`
 for the next one. Watch `/overview` (rqt_image_view) to see the robot drive.
 
+`--world 3d` runs the MuJoCo arena (its robot camera) instead of the top-down one.
 `--sim-policy expert` puts the privileged expert behind the VLA node's policy injection
 point, which shows the whole loop (instruction -> cmd_vel -> sim -> camera) working
 before the action head is trained; `model` (the default) is the real thing.
@@ -14,6 +15,7 @@ import json
 import sys
 
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -33,9 +35,10 @@ class SimExpert:
         self.sim = sim
 
     def __call__(self, frame, instruction: str):
-        world = self.sim.world
         goal = parse_instruction(instruction)
-        return expert_action(world, goal, ground(goal, world))
+        with self.sim.lock:   # the sim's thread steps (and resets) the world meanwhile
+            world = self.sim.world
+            return expert_action(world, goal, ground(goal, world))
 
 
 class SimConsole(Node):
@@ -91,9 +94,10 @@ class SimConsole(Node):
             self.reset.call_async(Trigger.Request())
 
 
-def start_sim(vla, policy: str = 'model', out=None) -> list:
-    """The sim node and the console; `policy` 'expert' replaces the VLA node's policy."""
-    sim = SimNode()
+def start_sim(vla, policy: str = 'model', out=None, world: str = '') -> list:
+    """The sim node and the console; `policy` 'expert' replaces the VLA node's policy;
+    `world` '2d' or '3d' overrides the sim's parameter (default: the parameters file's)."""
+    sim = SimNode(parameter_overrides=[Parameter('world', value=world)] if world else [])
     if policy == 'expert':
         vla.actions.policy = SimExpert(sim)
     return [sim, SimConsole(out)]
