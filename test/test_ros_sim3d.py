@@ -319,8 +319,7 @@ def test_closed_loop_expert_reaches_its_target_in_3d_over_dds(executor_pair):
              and vla.actions.status_pub.get_subscription_count() > 0, 'the sim and the VLA node')
     target = probe.events[0]['targets'][0]
     instruction_pub.publish(String(data=f'go to the {target}'))
-    wait_for(lambda: statuses and statuses[-1].state not in ('running',), 'the episode to end',
-             60.0)
+    wait_for(lambda: statuses and statuses[-1].state != 'running', 'the episode to end', 60.0)
     assert statuses[-1].state == 'done', statuses[-1]
     assert statuses[-1].header.frame_id == 'camera_optical_frame'   # it read the 3D camera
     reach = [e for e in probe.events if e['event'] == 'reach' and e['target']]
