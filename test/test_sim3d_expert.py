@@ -20,7 +20,7 @@ from vla_ros.sim.world import (MAX_ANGULAR, MAX_LINEAR, Pose, REACH_DISTANCE,  #
 from vla_ros.sim3d import demonstrations3d  # noqa: E402
 from vla_ros.sim3d.captions import min_pixels_for  # noqa: E402
 from vla_ros.sim3d.scene import Object3D  # noqa: E402
-from vla_ros.sim3d.styles import Style  # noqa: E402
+from vla_ros.sim3d.styles import HELD_OUT_STYLES, Style  # noqa: E402
 from vla_ros.sim3d.world3d import World3D  # noqa: E402
 
 # Arenas where the expert once got boxed in beside a distractor with its target at the edge
@@ -166,10 +166,15 @@ def test_evaluate_in_3d_reports_world_and_style():
         assert key in report, key
     assert report['world'] == '3d' and report['held_out_style'] is True
     assert report['success_rate'] == 1.0 and report['image_size'] == 96
+    by_style = report['by_style']   # each held-out style's own figures, summing to the whole
+    assert set(by_style) <= set(HELD_OUT_STYLES) and by_style
+    assert sum(s['episodes'] for s in by_style.values()) == 4
+    assert all(s['success_rate'] == 1.0 for s in by_style.values())
     assert 3 <= report['distractors'][0] <= report['distractors'][1] <= 7
     policy = Frames(steps=3)
     lazy = evaluate(policy, episodes=1, world='3d')
     assert policy.shapes == {(96, 96, 3)} and lazy['success_rate'] == 0.0
+    assert 'by_style' not in lazy   # training styles: the whole is the breakdown
     with pytest.raises(ValueError):
         evaluate(ExpertPolicy(), episodes=1, held_out_style=True)   # 2D has no styles
 

@@ -58,6 +58,7 @@ class EpisodeResult:
     # some step: a wrong target without it is a false sighting during the search, one
     # with it a confusion between objects in view
     target_in_view: bool = False
+    style: str = ''            # the 3D arena's style ('train' or a held-out style's name)
 
 
 class ExpertPolicy:
@@ -222,7 +223,8 @@ def _drive(policy, world, goal: Goal, text: str, target: int, time_limit: float,
                          round(world.time, 2), done_said,
                          reached if goal.kind == 'goto' else None, wrong,
                          touched_other or world.wall_hits > 0, len(objects) - 1,
-                         len(world.shapes) - len(objects), in_view)
+                         len(world.shapes) - len(objects), in_view,
+                         getattr(getattr(world, 'style', None), 'name', ''))
 
 
 def evaluate(policy, episodes: int = 200, seed_start: int = EVAL_SEED_START,
@@ -258,12 +260,25 @@ def _rate(flags):
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
+def _by_style(results) -> dict:
+    """{'by_style': {name: figures}} for the held-out styles among `results`, else {}."""
+    by_style = {}
+    for name in sorted({r.style for r in results} - {'', 'train'}):
+        group = [r for r in results if r.style == name]
+        by_style[name] = {'episodes': len(group),
+                          'success_rate': _rate([r.success for r in group]),
+                          'wrong_target_rate': _rate([r.wrong_target for r in group]),
+                          'collision_rate': _rate([r.collision for r in group])}
+    return {'by_style': by_style} if by_style else {}
+
+
 def summarize(results, seconds: float = 0.0) -> dict:
-    """The benchmark figures of a list of EpisodeResults (failures: the first 20)."""
+    """The benchmark figures of a list of EpisodeResults (failures: the first 20; with
+    held-out styles, 'by_style')."""
     times = [r.time_s for r in results if r.success]
     counts = [r.distractors for r in results]
     clutter = [r.clutter for r in results]
-    return {
+    return _by_style(results) | {
         'episodes': len(results),
         'success_rate': _rate([r.success for r in results]),
         'median_time_to_goal_s': round(float(np.median(times)), 2) if times else None,
